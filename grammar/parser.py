@@ -334,6 +334,7 @@ _MISTAKES: dict[str, list[str]] = {
         "L1: conv 3x3 n36",
         "N0: add tanh",
         "foo",
+        "\n",
     ],
     "the cnn header is 'cnn input CxHxW classes K', as in 'cnn input 3x32x32 classes 10'": [
         "cnn 3x32x32 classes 10",
@@ -444,15 +445,35 @@ def _mistake(text: str) -> str | None:
 
     The text is parsed again into a plain tree so that the error's parser state
     is comparable with the examples' (the IR-building parser's state is not).
+    An example matches when the parser fails in the same LALR state (preferably
+    on the same kind of token). Lark's own match_examples also compares the
+    depth of the parser's stack, so an example with one layer before the
+    mistake would not match the same mistake after two layers.
     """
     try:
         _tree_lark().parse(text)
-    except UnexpectedInput as err:
-        # use_accepts=False: Lark 1.3.1 fails formatting a debug message on that path.
-        return err.match_examples(
-            _tree_lark().parse, _MISTAKES, token_type_match_fallback=True, use_accepts=False
-        )
+    except UnexpectedToken as err:
+        state, token_type = err.state.position, err.token.type
+        rows = _mistake_table()
+        same_token = [label for s, t, label in rows if s == state and t == token_type]
+        same_state = [label for s, _t, label in rows if s == state]
+        return (same_token or same_state or [None])[0]
+    except UnexpectedInput:
+        return None  # an unexpected character is its own explanation
     return None
+
+
+@functools.cache
+def _mistake_table() -> tuple[tuple[int, str, str], ...]:
+    """(parser state, token type, label) where each example of a common mistake fails."""
+    rows = []
+    for label, examples in _MISTAKES.items():
+        for example in examples:
+            try:
+                _tree_lark().parse(example)
+            except UnexpectedToken as err:
+                rows.append((err.state.position, err.token.type, label))
+    return tuple(rows)
 
 
 # --- the entry point --------------------------------------------------------------
