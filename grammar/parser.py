@@ -405,6 +405,20 @@ def _expected(names: set[str] | frozenset[str]) -> tuple[str, ...]:
     return tuple(described)
 
 
+def _acceptable(err: UnexpectedCharacters) -> set[str]:
+    """The terminals the parser could take where the lexer failed.
+
+    The basic lexer's own `allowed` lists every terminal of the grammar, which
+    says nothing about the place; the parser's state knows what may come there.
+    """
+    state = err.state
+    if state is None:  # pragma: no cover - the LALR parser always passes its state
+        return set(err.allowed or ())
+    terminals = {t.name for t in _lark().terminals} | {"$END"}
+    actions = state.parse_conf.parse_table.states[state.position]
+    return {name for name in actions if name in terminals}
+
+
 def _end_pos(text: str) -> Pos:
     lines = text.split("\n")
     return Pos(len(lines), len(lines[-1]) + 1)
@@ -419,7 +433,7 @@ def _syntax_error(err: UnexpectedInput, text: str) -> ArchSyntaxError:
     if isinstance(err, UnexpectedCharacters):
         found = f"character {_show(text[err.pos_in_stream])}"
         pos = Pos(err.line, err.column)
-        names = err.allowed or set()
+        names = _acceptable(err)
     elif isinstance(err, (UnexpectedToken, UnexpectedEOF)):
         token = err.token
         if token.type == "$END":
