@@ -1,0 +1,39 @@
+# nasforge: every target sets up .venv on first use (plain pip, torch from PyPI/pip's
+# configured sources), then reuses it until pyproject.toml changes.
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+PY := $(VENV)/bin/python
+NASFORGE := $(VENV)/bin/nasforge
+EXAMPLES := $(sort $(wildcard examples/*.arch))
+BENCHES := $(sort $(wildcard benchmarks/bench_*.py))
+
+.PHONY: all demo test lint bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+# The main job. For now: check every example and print its canonical form.
+# Later steps (compile, search) are added as further lines here.
+demo: $(STAMP)
+	$(NASFORGE) validate --canonical $(EXAMPLES)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+	$(PY) -m ruff check .
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+bench: $(STAMP)
+	@test -n "$(BENCHES)" || { echo "no benchmarks/bench_*.py yet"; exit 0; }
+	@for bench in $(BENCHES); do echo "== $$bench"; $(PY) $$bench || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The nasforge runtime: the command line now; later datasets, training, ONNX export, executors."""
