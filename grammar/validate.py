@@ -236,16 +236,17 @@ def _validate_cell(cell: Cell, skeleton: ops.Skeleton) -> None:
     first = skeleton.inputs
     if not cell.nodes:
         raise ArchValidationError(
-            f"the {cell.kind} cell has no nodes; add one such as 'S{first} = add(skip(S0))'",
+            f"the '{cell.kind}:' section has no nodes; add one such as 'S{first} = add(skip(S0))'",
             cell.pos,
         )
-    check_range(len(cell.nodes), 1, limits.MAX_CELL_NODES, f"the {cell.kind} cell's node count", cell.pos)
+    check_range(len(cell.nodes), 1, limits.MAX_CELL_NODES, f"the '{cell.kind}:' section's node count", cell.pos)
     used: set[int] = set()
     for number, node in enumerate(cell.nodes, start=first):
         name = f"S{node.index}"
         if node.index != number:
+            inputs = "S0 is the cell's input" if first == 1 else f"S0 to S{first - 1} are the cell's inputs"
             raise ArchValidationError(
-                f"cell states are numbered in order: S0 to S{first - 1} are the cell's inputs, "
+                f"cell states are numbered in order: {inputs}, "
                 f"so this node must be S{number}, not {name}",
                 node.pos,
             )
@@ -268,15 +269,14 @@ def _validate_cell(cell: Cell, skeleton: ops.Skeleton) -> None:
     last = cell.nodes[-1].index
     if not cell.output:
         raise ArchValidationError(
-            f"the {cell.kind} cell has no output rule; add one such as 'out = concat(unused)'",
+            f"the '{cell.kind}:' section has no output rule; add one such as 'out = concat(unused)'",
             cell.pos,
         )
     _check_refs(cell.output, 0, last, "S", "out", cell.pos)
     used.update(ref.index for ref in cell.output)
     if skeleton.dense and [r.index for r in cell.output] != [last]:
-        raise ArchValidationError(
-            f"a {skeleton.name} cell outputs its last node: out = S{last}", cell.pos
-        )
+        where = cell.output[0].pos if cell.output[0].pos.line else cell.pos
+        raise ArchValidationError(f"a {skeleton.name} cell outputs its last node: out = S{last}", where)
     for node in cell.nodes:
         if node.index not in used:
             raise ArchValidationError(
