@@ -447,34 +447,29 @@ def _syntax_error(err: UnexpectedInput, text: str) -> ArchSyntaxError:
     else:  # pragma: no cover - Lark raises only the three kinds above
         raise err
     expected = _expected(names)
-    label = _mistake(text)
+    label = _mistake(err)
     listing = expected[0] if len(expected) == 1 else "one of " + ", ".join(expected)
     return ArchSyntaxError(
         f"unexpected {found}; expected {listing}", pos, expected=expected, label=label
     )
 
 
-def _mistake(text: str) -> str | None:
-    """The label of the common mistake this text makes, if it makes one.
+def _mistake(err: UnexpectedInput) -> str | None:
+    """The label of the common mistake the failed parse made, if it made one.
 
-    The text is parsed again into a plain tree so that the error's parser state
-    is comparable with the examples' (the IR-building parser's state is not).
-    An example matches when the parser fails in the same LALR state (preferably
-    on the same kind of token). Lark's own match_examples also compares the
-    depth of the parser's stack, so an example with one layer before the
-    mistake would not match the same mistake after two layers.
+    An example matches when the parser failed in the same LALR state
+    (preferably on the same kind of token). Lark's own match_examples also
+    compares the depth of the parser's stack, so an example with one layer
+    before the mistake would not match the same mistake after two layers.
+    The examples are parsed once, by the same parser, so states compare.
     """
-    try:
-        _tree_lark().parse(text)
-    except UnexpectedToken as err:
-        state, token_type = err.state.position, err.token.type
-        rows = _mistake_table()
-        same_token = [label for s, t, label in rows if s == state and t == token_type]
-        same_state = [label for s, _t, label in rows if s == state]
-        return (same_token or same_state or [None])[0]
-    except UnexpectedInput:
+    if not isinstance(err, UnexpectedToken) or err.state is None:
         return None  # an unexpected character is its own explanation
-    return None
+    state, token_type = err.state.position, err.token.type
+    rows = _mistake_table()
+    same_token = [label for s, t, label in rows if s == state and t == token_type]
+    same_state = [label for s, _t, label in rows if s == state]
+    return (same_token or same_state or [None])[0]
 
 
 @functools.cache
@@ -484,7 +479,7 @@ def _mistake_table() -> tuple[tuple[int, str, str], ...]:
     for label, examples in _MISTAKES.items():
         for example in examples:
             try:
-                _tree_lark().parse(example)
+                _lark().parse(example)
             except UnexpectedToken as err:
                 rows.append((err.state.position, err.token.type, label))
     return tuple(rows)
