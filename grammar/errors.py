@@ -14,6 +14,9 @@ from __future__ import annotations
 from .ir import NOWHERE, Pos
 
 
+CONTEXT_WIDTH = 100  # characters of a long source line shown around the error's column
+
+
 class NasforgeError(Exception):
     """Base class of every error nasforge raises on purpose."""
 
@@ -51,8 +54,15 @@ class ArchError(NasforgeError):
         if self.pos.line > len(lines):
             return ""
         text = lines[self.pos.line - 1].rstrip("\r")
+        before = max(self.pos.col - 1, 0)
+        if len(text) > CONTEXT_WIDTH:  # a long line shows a window around the column
+            start = max(0, min(before - CONTEXT_WIDTH // 2, len(text) - CONTEXT_WIDTH))
+            end = start + CONTEXT_WIDTH
+            head = "..." if start > 0 else ""
+            text = head + text[start:end] + ("..." if end < len(text) else "")
+            before = len(head) + before - start
         # Tabs keep their width so the caret lines up under the character.
-        pad = "".join("\t" if ch == "\t" else " " for ch in text[: max(self.pos.col - 1, 0)])
+        pad = "".join("\t" if ch == "\t" else " " for ch in text[:before])
         return f"  {_printable(text)}\n  {pad}^"
 
     def __str__(self) -> str:
