@@ -30,6 +30,11 @@ def check_range(value: int, low: int, high: int, what: str, pos: Pos) -> None:
         raise ArchValidationError(f"{what} is {value}; it must be between {low} and {high}", pos)
 
 
+def _a(word: str) -> str:
+    """The word with its indefinite article: 'a conv', 'an avgpool'."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 def validate(arch: Arch) -> Arch:
     """Check `arch` and return it unchanged; raise ArchValidationError if it is invalid."""
     if isinstance(arch, CnnArch):
@@ -113,20 +118,20 @@ def _validate_cnn(arch: CnnArch) -> None:
         if ops.LAYER_KINDS[layer.kind].has_filters:
             if layer.filters is None:
                 raise ArchValidationError(
-                    f"{name} is a {layer.kind} layer and needs a filter count, such as n36",
+                    f"{name} is {_a(layer.kind)} layer and needs a filter count, such as n36",
                     layer.pos,
                 )
             check_range(layer.filters, 1, limits.MAX_FILTERS, f"{name}'s filter count", layer.pos)
         else:
             if layer.filters is not None:
                 raise ArchValidationError(
-                    f"{name} is a {layer.kind} layer: it keeps its input's channels and "
+                    f"{name} is {_a(layer.kind)} layer: it keeps its input's channels and "
                     "takes no filter count",
                     layer.pos,
                 )
             if not layer.batchnorm or layer.lrn:
                 raise ArchValidationError(
-                    f"{name} is a {layer.kind} layer: the flags {', '.join(ops.LAYER_FLAGS)} "
+                    f"{name} is {_a(layer.kind)} layer: the flags {', '.join(ops.LAYER_FLAGS)} "
                     "apply to conv layers only",
                     layer.pos,
                 )
