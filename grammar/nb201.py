@@ -35,7 +35,7 @@ def from_nb201(
     if len(nodes_text) != NODES:
         raise _error(text, 0, f"a NAS-Bench-201 cell has {NODES} nodes joined by '+', found {len(nodes_text)}")
     nodes = []
-    offset = 0
+    offset = len(text) - len(text.lstrip())  # where the node starts in `text`
     for number, node_text in enumerate(nodes_text, start=1):
         if not (node_text.startswith("|") and node_text.endswith("|")):
             raise _error(text, offset, f"node {number} must be written between '|' marks, as in |op~0|")
@@ -50,10 +50,11 @@ def from_nb201(
                     f"unknown NAS-Bench-201 op '{op_name}'; valid ops: {', '.join(vocabulary)}",
                     choices=tuple(vocabulary),
                 )
-            if not source.isdigit() or len(source) > 2:
+            if not (source.isascii() and source.isdigit()) or len(source) > 2:
                 raise _error(text, column, f"an edge is op~source, as in nor_conv_3x3~0, not '{edge_text}'")
-            edges.append(Edge(vocabulary[op_name].name, Ref(int(source))))
-        nodes.append(CellNode(number, "add", tuple(edges)))
+            where = Pos(1, column + 1)  # so that validation errors point into the string
+            edges.append(Edge(vocabulary[op_name].name, Ref(int(source), where), where))
+        nodes.append(CellNode(number, "add", tuple(edges), Pos(1, offset + 1)))
         offset += len(node_text) + 1
     arch = CellsArch(
         skeleton="nb201",
@@ -76,8 +77,14 @@ def to_nb201(arch: CellsArch) -> str:
             arch.pos,
         )
     validate(arch)
+    cell = arch.cell("cell")
+    if len(cell.nodes) != NODES:
+        raise ArchValidationError(
+            f"a NAS-Bench-201 cell has {NODES} nodes, S1 to S{NODES}; this one has {len(cell.nodes)}",
+            cell.pos,
+        )
     nodes = []
-    for node in arch.cell("cell").nodes:
+    for node in cell.nodes:
         edges = []
         for edge in node.edges:
             name = ops.CELL_OPS[edge.op].nb201
