@@ -19,10 +19,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	touch $@
 
-# The main job. For now: check every example and print its canonical form.
-# Later steps (compile, search) are added as further lines here.
+# The main job. For now: check every example, print its canonical form, compile it
+# to out/models/, show the cost of the 15-layer network and run its generated file.
+# The search issue turns this into a real search.
 demo: $(STAMP)
 	$(NASFORGE) validate --canonical $(EXAMPLES)
+	mkdir -p out/models
+	@for arch in $(EXAMPLES); do \
+	  name=$$(basename $$arch .arch); \
+	  $(NASFORGE) compile $$arch -o out/models/$$name.py || exit 1; \
+	done
+	$(NASFORGE) info examples/nas_cifar15.arch
+	$(PY) out/models/nas_cifar15.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

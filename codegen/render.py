@@ -9,6 +9,7 @@ code even by mistake.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import re
@@ -70,8 +71,53 @@ def render(template: str, **context: object) -> str:
     return environment().get_template(template).render(**context)
 
 
+LINE_LENGTH = 88
+_COMPOUND = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.With,
+    ast.AsyncWith,
+    ast.Try,
+    ast.Match,
+)
+
+
 def format_source(source: str) -> str:
-    """The source formatted by black (imported here: it costs time to import)."""
+    """The source as black formats it.
+
+    Templates lay out their text the way black would, so black is given only
+    the statements a template cannot lay out by itself: those with a line
+    longer than black's limit, or spread over several lines. Each such
+    statement goes through black.format_str once per process (statements
+    recur across generated files). Tests hold the result equal to black
+    formatting the whole file.
+    """
+    lines = source.split("\n")
+    spans = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.stmt) or isinstance(node, _COMPOUND):
+            continue
+        first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+        if first != last or len(lines[first]) > LINE_LENGTH:
+            spans.append((first, last))
+    for first, last in sorted(spans, reverse=True):  # bottom-up keeps earlier line numbers valid
+        lines[first : last + 1] = _format_statement("\n".join(lines[first : last + 1])).split("\n")
+    return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_statement(text: str) -> str:
+    """One statement, at its own indentation, as black formats it in place."""
     import black
 
-    return black.format_str(source, mode=black.Mode(line_length=88))
+    indent = len(text) - len(text.lstrip(" "))
+    depth = indent // 4
+    # Nest the statement in as many blocks as its indentation, so black sees the same width.
+    wrapper = "".join(" " * (4 * level) + "if True:\n" for level in range(depth))
+    formatted = black.format_str(wrapper + text + "\n", mode=black.Mode(line_length=LINE_LENGTH))
+    return "\n".join(formatted.rstrip("\n").split("\n")[depth:])

@@ -14,10 +14,12 @@ from __future__ import annotations
 import importlib
 
 import click
-from nasforge.grammar.errors import NasforgeError
+from nasforge.grammar.errors import ArchError, NasforgeError
 
 COMMANDS: dict[str, str] = {
     "validate": "nasforge.runtime.cli_validate:validate",
+    "compile": "nasforge.runtime.cli_compile:compile_command",
+    "info": "nasforge.runtime.cli_info:info",
 }
 
 EXIT_ERROR = 2  # bad input of any kind; click uses 2 for usage errors too
@@ -30,6 +32,13 @@ class Failure(click.ClickException):
 
     def show(self, file: object = None) -> None:
         click.echo(f"nasforge: error: {self.format_message()}", err=True)
+
+
+class ArchFailure(Failure):
+    """A bad architecture: its message already reads `FILE:LINE:COL: error: ...`."""
+
+    def show(self, file: object = None) -> None:
+        click.echo(self.format_message(), err=True)
 
 
 class LazyGroup(click.Group):
@@ -47,6 +56,8 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except ArchError as err:
+            raise ArchFailure(str(err)) from None
         except NasforgeError as err:
             raise Failure(str(err)) from None
 
@@ -61,6 +72,9 @@ def main() -> None:
     """Console-script entry point (`nasforge`)."""
     try:
         cli(prog_name="nasforge")
+    except ArchError as err:
+        ArchFailure(str(err)).show()
+        raise SystemExit(EXIT_ERROR) from None
     except NasforgeError as err:  # raised outside a command's invoke, e.g. while loading it
         Failure(str(err)).show()
         raise SystemExit(EXIT_ERROR) from None

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 from nasforge.grammar import ArchError, parse, to_text
 
 from .cli import EXIT_ERROR, Failure
-
-STDIN = "-"
-
-
-def _read(path: str) -> tuple[str, str]:
-    """(display name, text) of a file path or of `-` (stdin); Failure when unreadable."""
-    try:
-        if path == STDIN:
-            return "<stdin>", sys.stdin.read()
-        with open(path, encoding="utf-8") as handle:
-            return path, handle.read()
-    except OSError as err:
-        raise Failure(f"cannot read {path}: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise Failure(f"cannot read {path}: not UTF-8 text (byte {err.start})") from None
-
+from .cli_input import read_text
 
 def _check(name: str, text: str, *, canonical: bool, one_line: bool, several: bool) -> bool:
     """Validate one text and print the result; False (after printing the error) if invalid."""
@@ -62,7 +45,7 @@ def validate(
     ok = True
     for path in files:
         try:
-            name, text = _read(path)
+            name, text = read_text(path)
         except Failure as err:
             err.show()
             ok = False

@@ -1,0 +1,157 @@
+"""Codegen costs, as ratios measured in one run on this machine.
+
+1. String -> loaded module -> instantiated model for the NAS paper's 15-layer
+   network, with and without black, against instantiating the same generated
+   class directly (the unavoidable cost).
+2. Forward+backward step time of generated models against hand-written
+   equivalents: the 15-layer network, NASNet-A CIFAR (hand-written from TF slim's
+   description), and generated NASNet-A Large forward against timm's
+   `nasnetalarge` (timm installed for this benchmark only).
+
+Run: .venv/bin/python benchmarks/bench_codegen.py [--json PATH] [--quick]
+The machine is a noisy VM: each figure is the best of several timed repeats,
+and the compared variants are interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nasforge.codegen import generate, load_source
+from nasforge.grammar import parse, to_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def best_of(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best time per function; the functions take turns so drift hits all of them."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(ts) for name, ts in times.items()}
+
+
+# --- the 15-layer network, written by hand -----------------------------------------
+
+# (kernel height, kernel width, filters, inputs) from examples/nas_cifar15.arch.
+NAS15 = [
+    (3, 3, 36, []), (3, 3, 48, [1]), (3, 3, 36, [1, 2]), (5, 5, 36, [1, 2, 3]),
+    (3, 7, 48, [3, 4]), (7, 7, 48, [2, 3, 4, 5]), (7, 7, 48, [2, 3, 4, 5, 6]),
+    (7, 3, 36, [1, 6, 7]), (7, 1, 36, [1, 5, 6, 8]), (7, 7, 36, [1, 3, 4, 5, 6, 7, 8, 9]),
+    (5, 7, 36, [1, 2, 5, 6, 7, 8, 9, 10]), (7, 7, 48, [1, 2, 3, 4, 6, 11]),
+    (7, 5, 48, [1, 3, 6, 7, 8, 9, 10, 11, 12]), (7, 5, 48, [3, 7, 12, 13]),
+    (7, 5, 48, [6, 7, 11, 12, 13, 14]),
+]  # fmt: skip
+
+
+class HandNas15(nn.Module):
+    """How one would write the 15-layer network by hand: a loop over a layer table."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        channels = {0: 3}
+        self.layers = nn.ModuleList()
+        for i, (kh, kw, filters, inputs) in enumerate(NAS15, start=1):
+            c_in = sum(channels[j] for j in inputs) if inputs else 3
+            self.layers.append(
+                nn.Sequential(
+                    nn.Conv2d(c_in, filters, (kh, kw), padding=(kh // 2, kw // 2), bias=False),
+                    nn.BatchNorm2d(filters),
+                    nn.ReLU(inplace=True),
+                )
+            )
+            channels[i] = filters
+        self.classifier = nn.Linear(48, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs: list[torch.Tensor] = []
+        for layer, (_, _, _, inputs) in zip(self.layers, NAS15):
+            source = torch.cat([outputs[j - 1] for j in inputs], 1) if inputs else x
+            outputs.append(layer(source))
+        return self.classifier(outputs[-1].mean((2, 3)))
+
+
+def step_fn(model: nn.Module, batch: torch.Tensor) -> Callable[[], None]:
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        out = model(batch)
+        out = out[0] if isinstance(out, tuple) else out
+        out.float().pow(2).mean().backward()
+        optimizer.step()
+
+    return step
+
+
+def bench_loading(repeats: int) -> dict[str, float]:
+    text = to_text(parse((ROOT / "examples" / "nas_cifar15.arch").read_text()))
+    net_class = load_source(generate(parse(text))).Net
+    times = best_of(
+        {
+            "instantiate": lambda: net_class(),
+            "string_to_model_black": lambda: load_source(generate(parse(text))).Net(),
+            "string_to_model_no_black": lambda: load_source(generate(parse(text), black=False)).Net(),
+        },
+        repeats,
+    )
+    return {
+        **{f"{k}_ms": v * 1e3 for k, v in times.items()},
+        "ratio_black": times["string_to_model_black"] / times["instantiate"],
+        "ratio_no_black": times["string_to_model_no_black"] / times["instantiate"],
+    }
+
+
+def bench_nas15_step(repeats: int, batch_size: int) -> dict[str, float]:
+    arch = parse((ROOT / "examples" / "nas_cifar15.arch").read_text())
+    torch.manual_seed(0)
+    generated = load_source(generate(arch)).build_model()
+    hand = HandNas15()
+    assert sum(p.numel() for p in hand.parameters()) == sum(p.numel() for p in generated.parameters())
+    batch = torch.randn(batch_size, 3, 32, 32)
+    steps = {"generated": step_fn(generated, batch), "hand": step_fn(hand, batch)}
+    for fn in steps.values():
+        fn()  # warm-up
+    times = best_of(steps, repeats)
+    return {
+        "generated_ms": times["generated"] * 1e3,
+        "hand_ms": times["hand"] * 1e3,
+        "ratio": times["generated"] / times["hand"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 9
+    results = {
+        "torch_threads": torch.get_num_threads(),
+        "loading": bench_loading(repeats * 2),
+        "nas15_step": bench_nas15_step(repeats, batch_size=32),
+    }
+    for extra in EXTRA_BENCHES:
+        results.update(extra(repeats))
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+EXTRA_BENCHES: list[Callable[[int], dict[str, object]]] = []
+
+if __name__ == "__main__":
+    sys.exit(main())
