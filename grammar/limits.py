@@ -10,6 +10,7 @@ from __future__ import annotations
 
 MAX_SOURCE_CHARS = 65_536  # an architecture text; the largest example is under 2 KB
 MAX_NUMBER_DIGITS = 9  # any integer literal, so int() never sees a huge string
+MAX_NUMBER_CHARS = 32  # a decimal literal such as an lr
 
 # cnn family
 MAX_LAYERS = 256

@@ -79,9 +79,19 @@ class _ToIR(Transformer):
     # --- cnn ---
     @v_args(inline=True)
     def lr(self, number: Token) -> float:
-        if len(number) > 32:
-            raise ArchValidationError("lr is too long a number", _pos(number))
-        return float(number)
+        if len(number) > limits.MAX_NUMBER_CHARS:
+            raise ArchValidationError(
+                f"lr has {len(number)} characters; numbers have at most {limits.MAX_NUMBER_CHARS}",
+                _pos(number),
+            )
+        value = float(number)
+        # Checked here too (validate checks IR built in code) to point at the number itself.
+        if not limits.MIN_LR <= value <= limits.MAX_LR:
+            raise ArchValidationError(
+                f"lr is {value!r}; it must be between {limits.MIN_LR!r} and {limits.MAX_LR!r}",
+                _pos(number),
+            )
+        return value
 
     def stride(self, children: list[Token]) -> _Arg:
         return _Arg("stride", children[0])
@@ -148,7 +158,7 @@ class _ToIR(Transformer):
         check_choice(str(combine), ops.RNN_COMBINES, "combine", _pos(combine))
         check_choice(str(activation), ops.ACTIVATIONS, "activation", _pos(activation))
         node = Ref(_int(label[1:], "a node number", _pos(label)), _pos(label))
-        return Inject(node, str(combine), str(activation), Pos(label.line or 0, 1))
+        return Inject(node, str(combine), str(activation), _pos(label))
 
     @v_args(inline=True)
     def cell_output(self, _cell: Token, label: Token) -> Ref:

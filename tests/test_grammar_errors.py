@@ -436,7 +436,7 @@ def test_tree_nodes_missing_extra_or_out_of_order() -> None:
     assert (err.message, err.line, err.column) == (
         "an rnn has one 'inject' line; this is a second",
         6,
-        1,
+        8,
     )
 
 
@@ -504,7 +504,7 @@ def test_huge_numbers() -> None:
     err = validation_error(CNN + "L1: conv 3x3 n36\nL2: conv 3x3 n36 <- L1234567890123\n")
     assert err.message == "a layer number has 13 digits; numbers have at most 9"
     err = validation_error("cnn input 3x32x32 classes 10 lr 1" + "0" * 40 + "\nL1: conv 3x3 n36\n")
-    assert err.message == "lr is too long a number"
+    assert err.message == "lr has 41 characters; numbers have at most 32"
     err = validation_error("cnn input 3x32x32 classes 10 lr 1e999\nL1: conv 3x3 n36\n")
     assert err.message == "lr is inf; it must be between 1e-06 and 10.0"
 

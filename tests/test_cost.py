@@ -1,0 +1,95 @@
+"""The cost model equals the built model, for many random architectures of every family.
+
+Models are built on PyTorch's meta device: parameters get shapes but no
+memory, so even large random architectures are counted exactly and quickly.
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import cells_archs, cnn_archs, fast, rnn_archs
+
+from nasforge.codegen import generate, load_source
+from nasforge.codegen.cnn import plan_cnn
+from nasforge.codegen.cost import cost
+from nasforge.grammar.ir import CnnArch, Layer, Ref
+
+
+def built_params(arch, **overrides) -> int:
+    module = load_source(generate(arch, black=False))
+    with torch.device("meta"):
+        model = module.build_model(**overrides)
+    return sum(p.numel() for p in model.parameters())
+
+
+@fast(examples=200)
+@given(cnn_archs())
+def test_cnn_cost_equals_built(arch) -> None:
+    assert cost(arch).params == built_params(arch)
+
+
+@fast(examples=100)
+@given(
+    rnn_archs(),
+    st.fixed_dictionaries(
+        {
+            "vocab_size": st.integers(2, 500),
+            "hidden_size": st.integers(1, 64),
+            "num_layers": st.integers(1, 3),
+            "bias": st.booleans(),
+            "tie_weights": st.booleans(),
+        }
+    ),
+)
+def test_rnn_cost_equals_built(arch, overrides) -> None:
+    overrides["embed_size"] = overrides["hidden_size"]  # weight tying needs them equal
+    assert cost(arch, **overrides).params == built_params(arch, **overrides)
+
+
+@fast(examples=200)
+@given(cells_archs())
+def test_cells_cost_equals_built(arch) -> None:
+    assert cost(arch).params == built_params(arch)
+
+
+@st.composite
+def small_cnns(draw: st.DrawFn) -> CnnArch:
+    """Small enough to run forward for real."""
+    count = draw(st.integers(1, 6))
+    layers = []
+    for index in range(1, count + 1):
+        kind = draw(st.sampled_from(["conv", "conv", "maxpool", "avgpool"]))
+        anchors = draw(st.lists(st.integers(1, index - 1), unique=True)) if index > 1 else []
+        conv = kind == "conv"
+        layers.append(
+            Layer(
+                index=index,
+                kind=kind,
+                kernel=(draw(st.integers(1, 6)), draw(st.integers(1, 6))),
+                stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+                filters=draw(st.integers(1, 8)) if conv else None,
+                batchnorm=draw(st.booleans()) if conv else True,
+                lrn=draw(st.booleans()) if conv else False,
+                inputs=tuple(Ref(i) for i in sorted(anchors)),
+            )
+        )
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 17)), draw(st.integers(1, 17)))
+    return CnnArch(shape, draw(st.integers(2, 5)), tuple(layers))
+
+
+@fast(examples=60)
+@given(small_cnns())
+def test_cnn_plan_shapes_are_the_real_shapes(arch) -> None:
+    """The shapes in the plan (and the file's shape comments) are what forward produces."""
+    module = load_source(generate(arch, black=False))
+    model = module.build_model().eval()
+    seen: dict[str, tuple[int, ...]] = {}
+    for name, child in model.named_children():
+        child.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape[1:])))
+    with torch.no_grad():
+        out = model(torch.randn(2, *arch.input_shape))
+    assert out.shape == (2, arch.classes)
+    for layer in plan_cnn(arch).layers:
+        assert seen[layer.name] == layer.out_shape
