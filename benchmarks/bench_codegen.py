@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import nn
-
 from nasforge.codegen import generate, load_source
 from nasforge.grammar import parse, to_text
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +75,7 @@ class HandNas15(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs: list[torch.Tensor] = []
-        for layer, (_, _, _, inputs) in zip(self.layers, NAS15):
+        for layer, (_, _, _, inputs) in zip(self.layers, NAS15, strict=True):
             source = torch.cat([outputs[j - 1] for j in inputs], 1) if inputs else x
             outputs.append(layer(source))
         return self.classifier(outputs[-1].mean((2, 3)))
@@ -104,7 +102,9 @@ def bench_loading(repeats: int) -> dict[str, float]:
         {
             "instantiate": lambda: net_class(),
             "string_to_model_black": lambda: load_source(generate(parse(text))).Net(),
-            "string_to_model_no_black": lambda: load_source(generate(parse(text), black=False)).Net(),
+            "string_to_model_no_black": lambda: load_source(
+                generate(parse(text), black=False)
+            ).Net(),
         },
         repeats,
     )
@@ -120,7 +120,9 @@ def bench_nas15_step(repeats: int, batch_size: int) -> dict[str, float]:
     torch.manual_seed(0)
     generated = load_source(generate(arch)).build_model()
     hand = HandNas15()
-    assert sum(p.numel() for p in hand.parameters()) == sum(p.numel() for p in generated.parameters())
+    assert sum(p.numel() for p in hand.parameters()) == sum(
+        p.numel() for p in generated.parameters()
+    )
     batch = torch.randn(batch_size, 3, 32, 32)
     steps = {"generated": step_fn(generated, batch), "hand": step_fn(hand, batch)}
     for fn in steps.values():

@@ -12,7 +12,10 @@ from .render import ArchText, format_source, render
 
 
 def generate(arch: Arch, *, black: bool = True) -> str:
-    """The Python source of `arch`'s model; `black=False` skips formatting (the search's hot path)."""
+    """The Python source of `arch`'s model.
+
+    `black=False` skips formatting, for the search's hot path.
+    """
     text = ArchText(to_text(arch))
     if isinstance(arch, CnnArch):
         from .cnn import plan_cnn

@@ -34,7 +34,15 @@ class Cost:
         return Cost(sum(p.params for p in parts), sum(p.macs for p in parts), tuple(parts))
 
 
-def conv_cost(c_in: int, c_out: int, kernel: tuple[int, int], out_hw: tuple[int, int], *, groups: int = 1, bias: bool = False) -> tuple[int, int]:
+def conv_cost(
+    c_in: int,
+    c_out: int,
+    kernel: tuple[int, int],
+    out_hw: tuple[int, int],
+    *,
+    groups: int = 1,
+    bias: bool = False,
+) -> tuple[int, int]:
     """(parameters, multiply-adds) of one Conv2d."""
     weights = kernel[0] * kernel[1] * (c_in // groups) * c_out
     return weights + (c_out if bias else 0), weights * out_hw[0] * out_hw[1]

@@ -32,7 +32,9 @@ def load_source(source: str, name: str | None = None) -> ModuleType:
 def load_file(path: str | Path, name: str | None = None) -> ModuleType:
     """Import a generated file from disk (its tracebacks point at the file itself)."""
     path = Path(path)
-    module_name = name or f"nasforge_file_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
+    module_name = (
+        name or f"nasforge_file_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
+    )
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")

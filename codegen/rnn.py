@@ -75,7 +75,9 @@ def plan_rnn(arch: RnnArch, namespace: Namespace | None = None) -> RnnPlan:
         inject = None
         if k == arch.inject.node.index:
             inject = (arch.inject.combine, arch.inject.activation)
-        nodes.append(NodePlan(names[k], node.combine, node.activation, operands, leaf, pre_name, inject))
+        nodes.append(
+            NodePlan(names[k], node.combine, node.activation, operands, leaf, pre_name, inject)
+        )
     return RnnPlan(arch.base, tuple(nodes), wx, uh, cell_value, names[-1])
 
 
@@ -85,7 +87,11 @@ def cost_rnn(plan: RnnPlan, **overrides: object) -> Cost:
     if unknown:
         raise TypeError(f"unknown build_model overrides: {', '.join(sorted(unknown))}")
     options = {**DEFAULTS, **overrides}
-    vocab, embed, hidden = int(options["vocab_size"]), int(options["embed_size"]), int(options["hidden_size"])  # type: ignore[call-overload]
+    vocab, embed, hidden = (
+        int(options["vocab_size"]),
+        int(options["embed_size"]),
+        int(options["hidden_size"]),
+    )  # type: ignore[call-overload]
     width = plan.base * hidden
     parts = [PartCost("embedding", (embed,), vocab * embed, 0)]
     for layer in range(int(options["num_layers"])):  # type: ignore[call-overload]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from .ir import NOWHERE, Pos
 
-
 CONTEXT_WIDTH = 100  # characters of a long source line shown around the error's column
 
 
@@ -118,4 +117,6 @@ class ArchValidationError(ArchError):
 
 def _printable(text: str) -> str:
     """The line as shown to a person: control characters (NUL, escapes) made visible."""
-    return "".join(ch if ch == "\t" or ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text)
+    return "".join(
+        ch if ch == "\t" or ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text
+    )

@@ -20,16 +20,12 @@ class Pos:
 NOWHERE = Pos()
 
 
-def _pos() -> Pos:
-    return field(default=NOWHERE, compare=False)  # type: ignore[return-value]
-
-
 @dataclass(frozen=True)
 class Ref:
     """A reference to a layer or state by its number, at the place it was written."""
 
     index: int
-    pos: Pos = _pos()
+    pos: Pos = field(default=NOWHERE, compare=False)
 
 
 # --- cnn ------------------------------------------------------------------------
@@ -45,7 +41,7 @@ class Layer:
     batchnorm: bool = True  # conv only
     lrn: bool = False
     inputs: tuple[Ref, ...] = ()  # ascending; empty means the image
-    pos: Pos = _pos()
+    pos: Pos = field(default=NOWHERE, compare=False)
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ class CnnArch:
     classes: int
     layers: tuple[Layer, ...]
     lr: float | None = None
-    pos: Pos = _pos()
+    pos: Pos = field(default=NOWHERE, compare=False)
 
     family = "cnn"
 
@@ -67,7 +63,7 @@ class TreeNode:
     index: int  # n of the label Nn
     combine: str  # a key of ops.RNN_COMBINES
     activation: str  # a key of ops.ACTIVATIONS
-    pos: Pos = _pos()
+    pos: Pos = field(default=NOWHERE, compare=False)
 
 
 @dataclass(frozen=True)
@@ -77,7 +73,7 @@ class Inject:
     node: Ref
     combine: str
     activation: str
-    pos: Pos = _pos()
+    pos: Pos = field(default=NOWHERE, compare=False)
 
 
 @dataclass(frozen=True)
@@ -86,7 +82,7 @@ class RnnArch:
     nodes: tuple[TreeNode, ...]
     inject: Inject | None  # required; None only so validation can say it is missing
     cell: Ref | None  # c_t is this node's value before its activation; required likewise
-    pos: Pos = _pos()
+    pos: Pos = field(default=NOWHERE, compare=False)
 
     family = "rnn"
 
@@ -98,7 +94,7 @@ class RnnArch:
 class Edge:
     op: str  # a key of ops.CELL_OPS
     source: Ref  # the state it reads
-    pos: Pos = _pos()
+    pos: Pos = field(default=NOWHERE, compare=False)
 
 
 @dataclass(frozen=True)
@@ -106,7 +102,7 @@ class CellNode:
     index: int  # n of the label Sn
     combine: str  # a key of ops.CELL_COMBINES
     edges: tuple[Edge, ...]
-    pos: Pos = _pos()
+    pos: Pos = field(default=NOWHERE, compare=False)
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,7 @@ class Cell:
     kind: str  # one of the skeleton's sections: normal, reduction, cell
     nodes: tuple[CellNode, ...]
     output: tuple[Ref, ...]  # one state, or several concatenated on channels
-    pos: Pos = _pos()
+    pos: Pos = field(default=NOWHERE, compare=False)
 
 
 @dataclass(frozen=True)
@@ -123,7 +119,7 @@ class Setting:
 
     name: str  # a name from the skeleton's options in ops.SKELETONS
     value: int | str
-    pos: Pos = _pos()
+    pos: Pos = field(default=NOWHERE, compare=False)
 
 
 @dataclass(frozen=True)
@@ -133,7 +129,7 @@ class CellsArch:
     classes: int
     options: tuple[Setting, ...]  # every option of the skeleton, in table order
     cells: tuple[Cell, ...]  # in the skeleton's section order
-    pos: Pos = _pos()
+    pos: Pos = field(default=NOWHERE, compare=False)
 
     family = "cells"
 

@@ -33,12 +33,18 @@ def from_nb201(
     vocabulary = ops.ops_of("nb201")
     nodes_text = text.strip().split("+")
     if len(nodes_text) != NODES:
-        raise _error(text, 0, f"a NAS-Bench-201 cell has {NODES} nodes joined by '+', found {len(nodes_text)}")
+        raise _error(
+            text,
+            0,
+            f"a NAS-Bench-201 cell has {NODES} nodes joined by '+', found {len(nodes_text)}",
+        )
     nodes = []
     offset = len(text) - len(text.lstrip())  # where the node starts in `text`
     for number, node_text in enumerate(nodes_text, start=1):
         if not (node_text.startswith("|") and node_text.endswith("|")):
-            raise _error(text, offset, f"node {number} must be written between '|' marks, as in |op~0|")
+            raise _error(
+                text, offset, f"node {number} must be written between '|' marks, as in |op~0|"
+            )
         edges = []
         for edge_text in node_text[1:-1].split("|"):
             op_name, _, source = edge_text.partition("~")
@@ -51,7 +57,9 @@ def from_nb201(
                     choices=tuple(vocabulary),
                 )
             if not (source.isascii() and source.isdigit()) or len(source) > 2:
-                raise _error(text, column, f"an edge is op~source, as in nor_conv_3x3~0, not '{edge_text}'")
+                raise _error(
+                    text, column, f"an edge is op~source, as in nor_conv_3x3~0, not '{edge_text}'"
+                )
             where = Pos(1, column + 1)  # so that validation errors point into the string
             edges.append(Edge(vocabulary[op_name].name, Ref(int(source), where), where))
         nodes.append(CellNode(number, "add", tuple(edges), Pos(1, offset + 1)))
@@ -73,14 +81,16 @@ def to_nb201(arch: CellsArch) -> str:
     """The NAS-Bench-201 string of a `cells nb201` architecture's cell."""
     if arch.skeleton != "nb201":
         raise ArchValidationError(
-            f"only a cells nb201 architecture has a NAS-Bench-201 string, not a {arch.skeleton} one",
+            "only a cells nb201 architecture has a NAS-Bench-201 string, "
+            f"not a {arch.skeleton} one",
             arch.pos,
         )
     validate(arch)
     cell = arch.cell("cell")
     if len(cell.nodes) != NODES:
         raise ArchValidationError(
-            f"a NAS-Bench-201 cell has {NODES} nodes, S1 to S{NODES}; this one has {len(cell.nodes)}",
+            f"a NAS-Bench-201 cell has {NODES} nodes, S1 to S{NODES}; "
+            f"this one has {len(cell.nodes)}",
             cell.pos,
         )
     nodes = []
@@ -99,5 +109,9 @@ def to_nb201(arch: CellsArch) -> str:
     return "+".join(nodes)
 
 
-def _error(text: str, index: int, message: str, choices: tuple[str, ...] = ()) -> ArchValidationError:
-    return ArchValidationError(message, Pos(1, max(index, 0) + 1), choices=choices).attach(text, "<nb201>")
+def _error(
+    text: str, index: int, message: str, choices: tuple[str, ...] = ()
+) -> ArchValidationError:
+    return ArchValidationError(message, Pos(1, max(index, 0) + 1), choices=choices).attach(
+        text, "<nb201>"
+    )

@@ -151,7 +151,12 @@ class _ToIR(Transformer):
     def tree_node(self, label: Token, combine: Token, activation: Token) -> TreeNode:
         check_choice(str(combine), ops.RNN_COMBINES, "combine", _pos(combine))
         check_choice(str(activation), ops.ACTIVATIONS, "activation", _pos(activation))
-        return TreeNode(_int(label[1:], "a node number", _pos(label)), str(combine), str(activation), _pos(label))
+        return TreeNode(
+            _int(label[1:], "a node number", _pos(label)),
+            str(combine),
+            str(activation),
+            _pos(label),
+        )
 
     @v_args(inline=True)
     def inject(self, label: Token, combine: Token, activation: Token) -> Inject:
@@ -172,7 +177,9 @@ class _ToIR(Transformer):
         cells = [s for s in statements if isinstance(s, Ref)]
         for found, what in ((injects, "inject"), (cells, "cell")):
             if len(found) > 1:
-                raise ArchValidationError(f"an rnn has one '{what}' line; this is a second", found[1].pos)
+                raise ArchValidationError(
+                    f"an rnn has one '{what}' line; this is a second", found[1].pos
+                )
         return RnnArch(
             base=_int(base_token, "the base", pos),
             nodes=nodes,
@@ -185,18 +192,24 @@ class _ToIR(Transformer):
     @v_args(inline=True)
     def setting(self, name: Token, value: Token) -> Setting:
         pos = _pos(name)
-        parsed: int | str = _int(value, f"option {name}", pos) if value.type == "INT" else str(value)
+        parsed: int | str = (
+            _int(value, f"option {name}", pos) if value.type == "INT" else str(value)
+        )
         return Setting(str(name), parsed, pos)
 
     @v_args(inline=True)
     def edge(self, op: Token, state: Token) -> Edge:
         check_choice(str(op), ops.CELL_OPS, "op", _pos(op))
-        return Edge(str(op), Ref(_int(state[1:], "a state number", _pos(state)), _pos(state)), _pos(op))
+        return Edge(
+            str(op), Ref(_int(state[1:], "a state number", _pos(state)), _pos(state)), _pos(op)
+        )
 
     def node(self, children: list) -> CellNode:
         label, combine, *edges = children
         check_choice(str(combine), ops.CELL_COMBINES, "combine", _pos(combine))
-        return CellNode(_int(label[1:], "a state number", _pos(label)), str(combine), tuple(edges), _pos(label))
+        return CellNode(
+            _int(label[1:], "a state number", _pos(label)), str(combine), tuple(edges), _pos(label)
+        )
 
     @v_args(inline=True)
     def out_state(self, state: Token) -> tuple[Ref, ...]:
@@ -248,7 +261,12 @@ def _complete_settings(skeleton: ops.Skeleton, given: list[Setting]) -> tuple[Se
     """Every option of the skeleton in table order, defaults filled in."""
     by_name: dict[str, Setting] = {}
     for setting in given:
-        check_choice(setting.name, {o.name: o for o in skeleton.options}, f"{skeleton.name} option", setting.pos)
+        check_choice(
+            setting.name,
+            {o.name: o for o in skeleton.options},
+            f"{skeleton.name} option",
+            setting.pos,
+        )
         if setting.name in by_name:
             raise ArchValidationError(f"option {setting.name} is set twice", setting.pos)
         by_name[setting.name] = setting
@@ -262,7 +280,9 @@ def _group_cells(skeleton: ops.Skeleton, statements: list) -> tuple[Cell, ...]:
     for statement in statements:
         if isinstance(statement, _Section):
             name, first = statement.name, statement.first
-            check_choice(str(name), {s: s for s in skeleton.sections}, f"{skeleton.name} section", _pos(name))
+            check_choice(
+                str(name), {s: s for s in skeleton.sections}, f"{skeleton.name} section", _pos(name)
+            )
             if str(name) in sections:
                 raise ArchValidationError(f"the section '{name}:' appears twice", _pos(name))
             current = sections[str(name)] = (_pos(name), [], [])

@@ -162,7 +162,8 @@ def _validate_rnn(arch: RnnArch) -> None:
             )
         if number >= size:
             raise ArchValidationError(
-                f"a base-{base} tree has {size} nodes, N0 to N{size - 1}; N{number} is one too many",
+                f"a base-{base} tree has {size} nodes, N0 to N{size - 1}; "
+                f"N{number} is one too many",
                 node.pos,
             )
         check_choice(node.combine, ops.RNN_COMBINES, "combine", node.pos)
@@ -176,7 +177,8 @@ def _validate_rnn(arch: RnnArch) -> None:
     inject = arch.inject
     if inject is None:
         raise ArchValidationError(
-            "an rnn needs an 'inject' line saying where c_{t-1} joins, such as 'inject N0: add relu'",
+            "an rnn needs an 'inject' line saying where c_{t-1} joins, "
+            "such as 'inject N0: add relu'",
             arch.pos,
         )
     if arch.cell is None:
@@ -206,7 +208,7 @@ def _validate_cells(arch: CellsArch) -> None:
             arch.pos,
             choices=expected,
         )
-    for setting, option in zip(arch.options, skeleton.options):
+    for setting, option in zip(arch.options, skeleton.options, strict=True):
         where = setting.pos if setting.pos.line else arch.pos
         if option.choices:
             if not isinstance(setting.value, str) or setting.value not in option.choices:
@@ -244,12 +246,22 @@ def _validate_cell(cell: Cell, skeleton: ops.Skeleton) -> None:
             f"the '{cell.kind}:' section has no nodes; add one such as 'S{first} = add(skip(S0))'",
             cell.pos,
         )
-    check_range(len(cell.nodes), 1, limits.MAX_CELL_NODES, f"the '{cell.kind}:' section's node count", cell.pos)
+    check_range(
+        len(cell.nodes),
+        1,
+        limits.MAX_CELL_NODES,
+        f"the '{cell.kind}:' section's node count",
+        cell.pos,
+    )
     used: set[int] = set()
     for number, node in enumerate(cell.nodes, start=first):
         name = f"S{node.index}"
         if node.index != number:
-            inputs = "S0 is the cell's input" if first == 1 else f"S0 to S{first - 1} are the cell's inputs"
+            inputs = (
+                "S0 is the cell's input"
+                if first == 1
+                else f"S0 to S{first - 1} are the cell's inputs"
+            )
             raise ArchValidationError(
                 f"cell states are numbered in order: {inputs}, "
                 f"so this node must be S{number}, not {name}",
@@ -260,7 +272,9 @@ def _validate_cell(cell: Cell, skeleton: ops.Skeleton) -> None:
         for edge in node.edges:
             check_choice(edge.op, ops.CELL_OPS, "op", edge.pos if edge.pos.line else node.pos)
         # Two edges may read the same state (NASNet-A does), through different ops.
-        _check_refs([e.source for e in node.edges], 0, number - 1, "S", name, node.pos, unique=False)
+        _check_refs(
+            [e.source for e in node.edges], 0, number - 1, "S", name, node.pos, unique=False
+        )
         if skeleton.dense:
             sources = [e.source.index for e in node.edges]
             if sources != list(range(number)) or node.combine != "add":
@@ -274,17 +288,21 @@ def _validate_cell(cell: Cell, skeleton: ops.Skeleton) -> None:
     last = cell.nodes[-1].index
     if not cell.output:
         raise ArchValidationError(
-            f"the '{cell.kind}:' section has no output rule; add one such as 'out = concat(unused)'",
+            f"the '{cell.kind}:' section has no output rule; "
+            "add one such as 'out = concat(unused)'",
             cell.pos,
         )
     _check_refs(cell.output, 0, last, "S", "out", cell.pos)
     used.update(ref.index for ref in cell.output)
     if skeleton.dense and [r.index for r in cell.output] != [last]:
         where = cell.output[0].pos if cell.output[0].pos.line else cell.pos
-        raise ArchValidationError(f"a {skeleton.name} cell outputs its last node: out = S{last}", where)
+        raise ArchValidationError(
+            f"a {skeleton.name} cell outputs its last node: out = S{last}", where
+        )
     for node in cell.nodes:
         if node.index not in used:
             raise ArchValidationError(
-                f"S{node.index} is computed but never used: read it in a later node or list it in out",
+                f"S{node.index} is computed but never used: "
+                "read it in a later node or list it in out",
                 node.pos,
             )

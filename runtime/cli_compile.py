@@ -10,9 +10,16 @@ from .cli_input import read_arch
 @click.command(short_help="Generate the standalone PyTorch file of an architecture.")
 @click.argument("source", required=False, metavar="[FILE|-]")
 @click.option("--arch", metavar="STRING", help="The architecture text itself.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write here instead of stdout.",
+)
 @click.option("--no-format", is_flag=True, help="Skip black (faster; same code, unformatted).")
-def compile_command(source: str | None, arch: str | None, output: str | None, no_format: bool) -> None:
+def compile_command(
+    source: str | None, arch: str | None, output: str | None, no_format: bool
+) -> None:
     """Compile an architecture (FILE, `-` for stdin, or --arch STRING) to Python source."""
     from nasforge.codegen import generate
 

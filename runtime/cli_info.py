@@ -33,7 +33,12 @@ def info(source: str | None, arch: str | None, as_json: bool) -> None:
             "parameters": result.params,
             "multiply_adds": result.macs,
             "parts": [
-                {"name": p.name, "output_shape": list(p.out_shape), "parameters": p.params, "multiply_adds": p.macs}
+                {
+                    "name": p.name,
+                    "output_shape": list(p.out_shape),
+                    "parameters": p.params,
+                    "multiply_adds": p.macs,
+                }
                 for p in result.parts
             ],
         }
@@ -46,6 +51,8 @@ def info(source: str | None, arch: str | None, as_json: bool) -> None:
     for i, row in enumerate([header, *rows]):
         if i == len(rows):
             click.echo("  ".join("-" * w for w in widths))
-        click.echo(
-            f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]:>{widths[3]}}"
+        name, shape, params, macs = (
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
+        click.echo(f"{name}  {shape}  {params}  {macs}")

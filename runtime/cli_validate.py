@@ -8,6 +8,7 @@ from nasforge.grammar import ArchError, parse, to_text
 from .cli import EXIT_ERROR, Failure
 from .cli_input import read_text
 
+
 def _check(name: str, text: str, *, canonical: bool, one_line: bool, several: bool) -> bool:
     """Validate one text and print the result; False (after printing the error) if invalid."""
     try:

@@ -127,9 +127,7 @@ def sparse_cells(draw: st.DrawFn, kind: str, skeleton: ops.Skeleton) -> Cell:
     nodes = []
     read: set[int] = set()
     for number in range(first, first + count):
-        sources = draw(
-            st.lists(st.integers(0, number - 1), min_size=1, max_size=MAX_DRAWN_EDGES)
-        )
+        sources = draw(st.lists(st.integers(0, number - 1), min_size=1, max_size=MAX_DRAWN_EDGES))
         read.update(sources)
         edges = tuple(Edge(draw(op), Ref(s)) for s in sources)
         nodes.append(CellNode(number, draw(combine), edges))

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-
 from nasforge.codegen import generate
 from nasforge.codegen.cost import cost
 from nasforge.grammar import parse
@@ -32,7 +31,9 @@ def test_compile_to_file_runs_standalone(tmp_path: Path) -> None:
     out = tmp_path / "model.py"
     result = run("compile", str(FIG2), "-o", str(out))
     assert result.exit_code == 0, result.stderr
-    done = subprocess.run([sys.executable, str(out)], capture_output=True, text=True, check=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(out)], capture_output=True, text=True, check=True, timeout=120
+    )
     assert "parameters: 180,222" in done.stdout
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from nasforge.codegen import generate, load_source
 from nasforge.codegen.cost import cost
 from nasforge.grammar import ArchError, parse
@@ -47,7 +46,7 @@ def test_generated_file_is_deterministic_and_formatted(path: Path) -> None:
     assert first.startswith('"""') and ARCH_LINE(arch) in first
 
 
-def ARCH_LINE(arch) -> str:  # noqa: N802 - reads like the constant it finds
+def ARCH_LINE(arch) -> str:
     from nasforge.grammar import to_text
 
     return 'ARCH = """\\\n' + to_text(arch) + '"""'
@@ -60,7 +59,7 @@ def test_generated_model_runs_forward_and_backward(path: Path) -> None:
     torch.manual_seed(0)
     if arch.family == "rnn":
         model = module.build_model(vocab_size=50, embed_size=16, hidden_size=16)
-        logits, state = model(torch.randint(0, 50, (6, 3)))
+        logits, _ = model(torch.randint(0, 50, (6, 3)))
         assert logits.shape == (6, 3, 50)
         logits.sum().backward()
     else:
@@ -191,7 +190,17 @@ HOSTILE = [
     "cells nb201 input 3x32x32 classes 10 stem __import__\ncell:\n  S1 = add(skip(S0))\n  out = S1",
     "cells darts input 3x32x32 classes 10 stem cifar\nnormal:\n  S2 = add(skip(S0), print(S1))",
 ]
-FORBIDDEN_NAMES = {"os", "sys", "eval", "exec", "__import__", "open", "compile", "getattr", "print_"}
+FORBIDDEN_NAMES = {
+    "os",
+    "sys",
+    "eval",
+    "exec",
+    "__import__",
+    "open",
+    "compile",
+    "getattr",
+    "print_",
+}
 FORBIDDEN_ATTRIBUTES = {"system", "popen", "__import__", "__globals__", "__builtins__"}
 
 

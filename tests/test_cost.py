@@ -9,12 +9,11 @@ from __future__ import annotations
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import cells_archs, cnn_archs, fast, rnn_archs
-
 from nasforge.codegen import generate, load_source
 from nasforge.codegen.cnn import plan_cnn
 from nasforge.codegen.cost import cost
 from nasforge.grammar.ir import CnnArch, Layer, Ref
+from strategies import cells_archs, cnn_archs, fast, rnn_archs
 
 
 def built_params(arch, **overrides) -> int:
@@ -87,7 +86,9 @@ def test_cnn_plan_shapes_are_the_real_shapes(arch) -> None:
     model = module.build_model().eval()
     seen: dict[str, tuple[int, ...]] = {}
     for name, child in model.named_children():
-        child.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape[1:])))
+        child.register_forward_hook(
+            lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape[1:]))
+        )
     with torch.no_grad():
         out = model(torch.randn(2, *arch.input_shape))
     assert out.shape == (2, arch.classes)

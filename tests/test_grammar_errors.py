@@ -398,9 +398,7 @@ def test_inject_and_cell_index_out_of_range() -> None:
     assert err.choices == ("N0", "N1", "N2")
     err = validation_error(RNN + "inject N0: add relu\ncell N3\n")
     assert str(err) == (
-        "model.arch:6:6: error: cell cannot read N3: it can read N0 to N2\n"
-        "  cell N3\n"
-        "       ^"
+        "model.arch:6:6: error: cell cannot read N3: it can read N0 to N2\n  cell N3\n       ^"
     )
     assert err.choices == ("N0", "N1", "N2")
 
@@ -584,8 +582,7 @@ def test_cell_structure_errors() -> None:
     )
     err = validation_error(NB201 + "cell:\n  S2 = add(conv3x3(S0))\n  out = S2\n")
     assert err.message == (
-        "cell states are numbered in order: S0 is the cell's input, so this node must be S1, "
-        "not S2"
+        "cell states are numbered in order: S0 is the cell's input, so this node must be S1, not S2"
     )
     reduction = "reduction:\n  S2 = add(skip(S0))\n  out = S2\n"
     err = validation_error(DARTS + "normal:\n  S3 = add(skip(S0))\n  out = S3\n" + reduction)

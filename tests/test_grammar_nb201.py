@@ -14,9 +14,7 @@ from nasforge.grammar.ir import CellsArch, Ref
 from nasforge.grammar.nb201 import NODES, from_nb201, to_nb201
 from strategies import fast
 
-README_EXAMPLE = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
-)
+README_EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
@@ -89,9 +87,7 @@ def test_from_our_text() -> None:
 
 def test_network_settings() -> None:
     arch = from_nb201(README_EXAMPLE, n=3, filters=32, input_shape=(3, 16, 16), classes=100)
-    assert to_text(arch).splitlines()[0] == (
-        "cells nb201 input 3x16x16 classes 100 n 3 filters 32"
-    )
+    assert to_text(arch).splitlines()[0] == ("cells nb201 input 3x16x16 classes 100 n 3 filters 32")
     assert to_nb201(arch) == README_EXAMPLE
 
 

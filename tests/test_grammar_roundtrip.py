@@ -86,6 +86,7 @@ def test_example_canonical_text_is_its_statements(path: Path) -> None:
 
 def test_example_one_line_forms() -> None:
     """Pinned one-line canonical texts of a few examples (the form used on command lines)."""
+
     def one_line(name: str) -> str:
         return to_text(parse((EXAMPLES_DIR / name).read_text(encoding="utf-8")), one_line=True)
 
