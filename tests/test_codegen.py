@@ -225,3 +225,18 @@ def test_hostile_text_never_becomes_code(text: str) -> None:
             assert "import" not in node.value and "system" not in node.value
     for word in ("pwned", "os.system", "exec(", "__import__"):
         assert word not in source
+
+
+def test_generated_code_is_ruff_clean(tmp_path: Path) -> None:
+    """Generated files pass ruff's default rules plus bugbear, pyupgrade and import order."""
+    ruff = Path(sys.executable).with_name("ruff")
+    if not ruff.exists():
+        pytest.skip("ruff is not installed next to this Python")
+    for path in EXAMPLES:
+        (tmp_path / f"{path.stem}.py").write_text(generate(_arch(path)), encoding="utf-8")
+    result = subprocess.run(
+        [str(ruff), "check", "--isolated", "--no-cache", "--select", "E,F,W,B,UP,I", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout

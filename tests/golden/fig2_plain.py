@@ -65,7 +65,7 @@ class Net(nn.Module):
 
 
 def build_model(**overrides) -> nn.Module:
-    """The network; keyword arguments override the constructor's defaults (num_classes)."""
+    """The network; keyword arguments (num_classes) override the defaults."""
     return Net(**overrides)
 
 

@@ -123,12 +123,12 @@ class LanguageModel(nn.Module):
         tokens: torch.Tensor,
         state: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """tokens: (T, N) word indices -> logits (T, N, vocab), the final state per layer."""
+        """tokens (T, N) -> logits (T, N, vocab) and the final state of each layer."""
         if state is None:
             state = self.initial_state(tokens.shape[1])
         inputs = self.dropout(self.embedding(tokens))  # (T, N, embed)
         new_state = []
-        for cell, layer_state in zip(self.cells, state):
+        for cell, layer_state in zip(self.cells, state, strict=True):
             outputs = []
             for x in inputs.unbind(0):
                 h, layer_state = cell(x, layer_state)
