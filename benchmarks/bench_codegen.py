@@ -28,6 +28,7 @@ from nasforge.grammar import parse, to_text
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # handwritten_nasnet
 
 
 def best_of(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -135,6 +136,59 @@ def bench_nas15_step(repeats: int, batch_size: int) -> dict[str, float]:
     }
 
 
+def bench_nasnet_cifar_step(repeats: int, batch_size: int) -> dict[str, float]:
+    from handwritten_nasnet import NASNetACifar
+
+    arch = parse((ROOT / "examples" / "nasnet_a_cifar.arch").read_text())
+    torch.manual_seed(0)
+    generated = load_source(generate(arch)).build_model()
+    hand = NASNetACifar()
+    count = sum(p.numel() for p in generated.parameters())
+    assert count == sum(p.numel() for p in hand.parameters()), "not the same network"
+    batch = torch.randn(batch_size, 3, 32, 32)
+    steps = {"generated": step_fn(generated, batch), "hand": step_fn(hand, batch)}
+    for fn in steps.values():
+        fn()
+    times = best_of(steps, repeats)
+    return {
+        "parameters": count,
+        "generated_ms": times["generated"] * 1e3,
+        "hand_ms": times["hand"] * 1e3,
+        "ratio": times["generated"] / times["hand"],
+    }
+
+
+def bench_nasnet_large_forward(repeats: int) -> dict[str, object]:
+    try:
+        import timm
+    except ImportError:
+        return {"skipped": "timm is not installed (pip install timm)"}
+    arch = parse((ROOT / "examples" / "nasnet_a_large.arch").read_text())
+    torch.manual_seed(0)
+    generated = load_source(generate(arch)).build_model().eval()
+    reference = timm.create_model("nasnetalarge", pretrained=False).eval()
+    batch = torch.randn(1, 3, 331, 331)
+
+    def forward(model: nn.Module) -> Callable[[], None]:
+        def run() -> None:
+            with torch.inference_mode():
+                model(batch)
+
+        return run
+
+    steps = {"generated": forward(generated), "timm": forward(reference)}
+    for fn in steps.values():
+        fn()
+    times = best_of(steps, repeats)
+    return {
+        "generated_parameters": sum(p.numel() for p in generated.parameters()),
+        "timm_parameters": sum(p.numel() for p in reference.parameters()),
+        "generated_ms": times["generated"] * 1e3,
+        "timm_ms": times["timm"] * 1e3,
+        "ratio": times["generated"] / times["timm"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -144,16 +198,14 @@ def main() -> None:
     results = {
         "torch_threads": torch.get_num_threads(),
         "loading": bench_loading(repeats * 2),
-        "nas15_step": bench_nas15_step(repeats, batch_size=32),
+        "nas15_step": bench_nas15_step(repeats, batch_size=8),
+        "nasnet_cifar_step": bench_nasnet_cifar_step(repeats, batch_size=16),
+        "nasnet_large_forward": bench_nasnet_large_forward(max(repeats // 3, 2)),
     }
-    for extra in EXTRA_BENCHES:
-        results.update(extra(repeats))
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
-
-EXTRA_BENCHES: list[Callable[[int], dict[str, object]]] = []
 
 if __name__ == "__main__":
     sys.exit(main())
