@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "validate": "nasforge.runtime.cli_validate:validate",
     "compile": "nasforge.runtime.cli_compile:compile_command",
     "info": "nasforge.runtime.cli_info:info",
+    "train": "nasforge.runtime.cli_train:train_command",
 }
 
 EXIT_ERROR = 2  # bad input of any kind; click uses 2 for usage errors too

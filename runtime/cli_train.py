@@ -1,0 +1,258 @@
+"""`nasforge train`: compile an architecture, train it on a dataset, save what a user ships.
+
+Writes into --out: model.py (the black-formatted generated file, the very file trained),
+weights.pt (the state_dict, on the CPU), metrics.json (per-epoch metrics, reward, the
+dataset, the canonical architecture, parameters, seconds, device, seed, the build
+overrides), vocab.txt for language models, and with --onnx model.onnx.
+
+Exit status: 0 trained; 1 the child failed to train (metrics.json records why);
+2 bad input (architecture, dataset, device, options), with a one-line message.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import platform
+import time
+from pathlib import Path
+
+import click
+
+from .cli import Failure
+from .cli_input import read_arch
+from .data import DATASETS
+from .devices import DEVICE_CHOICES
+
+METRICS_VERSION = 1
+
+
+class TrainingFailure(Failure):
+    """The child failed while training: exit 1 (the input was fine)."""
+
+    exit_code = 1
+
+
+def parse_model_args(pairs: tuple[str, ...]) -> dict[str, object]:
+    """KEY=VALUE pairs -> build_model overrides (values: int, float, true/false)."""
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise Failure(f"--model-arg {pair!r}: expected KEY=VALUE, such as hidden_size=128")
+        lowered = raw.strip().lower()
+        if lowered in ("true", "false"):
+            overrides[key] = lowered == "true"
+            continue
+        try:
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise Failure(f"--model-arg {pair!r}: the value must be a number, true or false")
+        overrides[key] = value
+    return overrides
+
+
+def _epoch_line(row: dict[str, float], epochs: int) -> str:
+    head = f"epoch {int(row['epoch'])}/{epochs}"
+    if "val_acc" in row:
+        return (
+            f"{head}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%}  "
+            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2%}  {row['seconds']:.1f} s"
+        )
+    return (
+        f"{head}  train ppl {row['train_ppl']:.2f}  val ppl {row['val_ppl']:.2f}  "
+        f"lr {row['lr']:g}  {row['seconds']:.1f} s"
+    )
+
+
+def _write_json(path: Path, payload: dict[str, object]) -> None:
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+@click.command(short_help="Train an architecture on a dataset; save model.py, weights, metrics.")
+@click.argument("source", required=False, metavar="[FILE|-]")
+@click.option("--arch", metavar="STRING", help="The architecture text itself.")
+@click.option(
+    "--dataset", required=True, type=click.Choice(list(DATASETS)), help="What to train on."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the data (cifar10, ptb, ptb-char).",
+)
+@click.option("--download", is_flag=True, help="cifar10: download into --data-dir if missing.")
+@click.option("--epochs", required=True, type=click.IntRange(min=1), help="Training epochs.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write model.py, weights.pt, metrics.json (created if missing).",
+)
+@click.option("--onnx", is_flag=True, help="Also export DIR/model.onnx (parity-checked).")
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    metavar="|".join(DEVICE_CHOICES),
+    help="auto picks cuda when available.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds torch, numpy, random.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Default: 64 images / 20 sequences.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override the recipe's lr.")
+@click.option("--workers", default=0, type=click.IntRange(min=0), help="DataLoader workers.")
+@click.option(
+    "--model-arg",
+    "model_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="build_model override (repeatable), e.g. hidden_size=128.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar (none when not a terminal).")
+def train_command(
+    source: str | None,
+    arch: str | None,
+    dataset: str,
+    data_dir: Path | None,
+    download: bool,
+    epochs: int,
+    out_dir: Path,
+    onnx: bool,
+    device: str,
+    seed: int,
+    threads: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    workers: int,
+    model_args: tuple[str, ...],
+    no_progress: bool,
+) -> None:
+    """Train an architecture (FILE, `-` for stdin, or --arch STRING) on --dataset."""
+    from nasforge.codegen import generate, load_file
+    from nasforge.grammar import to_text
+
+    from . import train as recipes
+    from .data import TextData, load_dataset
+    from .devices import resolve_device, seed_everything, set_threads
+    from .errors import TrainingFailed
+
+    began = time.perf_counter()
+    ir = read_arch(source, arch)
+    overrides = parse_model_args(model_args)
+    torch_device = resolve_device(device)
+    set_threads(threads)
+    data = load_dataset(dataset, data_dir=data_dir, download=download, seed=seed)
+    recipes.check_compatible(ir, data)
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model_path = out_dir / "model.py"
+        model_path.write_text(generate(ir), encoding="utf-8")
+    except OSError as err:
+        raise Failure(f"cannot write to {out_dir}: {err.strerror or err}") from None
+    kwargs = recipes.build_kwargs(ir, data, **overrides)
+    seed_everything(seed)
+    try:
+        model = load_file(model_path).build_model(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise Failure(f"cannot build the model with {kwargs}: {err}") from None
+
+    import torch
+
+    record: dict[str, object] = {
+        "version": METRICS_VERSION,
+        "arch": to_text(ir),
+        "family": ir.family,
+        "dataset": dataset,
+        "dataset_description": data.description,
+        "build_kwargs": kwargs,
+        "device": str(torch_device),
+        "seed": seed,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    progress = not no_progress
+
+    def report(row: dict[str, float]) -> None:
+        click.echo(_epoch_line(row, epochs), err=True)
+
+    try:
+        if isinstance(data, TextData):
+            lm = recipes.LanguageConfig(epochs=epochs)
+            if batch_size is not None:
+                lm.batch_size = batch_size
+            if lr is not None:
+                lm.lr = lr
+            result = recipes.train_language_model(
+                model, data, lm, device=torch_device, progress=progress, on_epoch=report
+            )
+        else:
+            config = recipes.ImageConfig(epochs=epochs, seed=seed, workers=workers)
+            if getattr(ir, "lr", None) is not None:
+                config.lr = ir.lr  # type: ignore[union-attr,assignment]
+            if lr is not None:
+                config.lr = lr
+            if batch_size is not None:
+                config.batch_size = batch_size
+            result = recipes.train_image(
+                model, data, config, device=torch_device, progress=progress, on_epoch=report
+            )
+    except TrainingFailed as err:
+        record.update(status="failed", failure=err.to_dict(), seconds=time.perf_counter() - began)
+        _write_json(out_dir / "metrics.json", record)
+        raise TrainingFailure(f"{err} (recorded in {out_dir / 'metrics.json'})") from None
+
+    model = model.cpu().eval()
+    torch.save(model.state_dict(), out_dir / "weights.pt")
+    if isinstance(data, TextData):
+        (out_dir / "vocab.txt").write_text("\n".join(data.vocab) + "\n", encoding="utf-8")
+    record.update(
+        status="ok",
+        reward=result.reward,
+        parameters=result.parameters,
+        seconds=result.seconds,
+        epochs=result.metrics,
+        config=result.config,
+        onnx=None,
+    )
+    _write_json(out_dir / "metrics.json", record)
+    written = ["model.py", "weights.pt", "metrics.json"]
+    if isinstance(data, TextData):
+        written.append("vocab.txt")
+    if onnx:
+        record["onnx"] = _export_onnx(model, ir, data, out_dir)
+        _write_json(out_dir / "metrics.json", record)
+        written.append("model.onnx")
+    click.echo(
+        f"reward {result.reward:.6f}  parameters {result.parameters:,}  "
+        f"{result.seconds:.1f} s on {torch_device}; wrote "
+        + ", ".join(str(out_dir / name) for name in written),
+        err=True,
+    )
+
+
+def _export_onnx(model: object, ir: object, data: object, out_dir: Path) -> dict[str, object]:
+    """Export DIR/model.onnx with the ONNX module; its report for metrics.json."""
+    import torch
+
+    from .data import TextData
+
+    try:
+        from .onnx_export import export_model
+    except ImportError as err:
+        raise Failure(f"--onnx: ONNX export is not available ({err})") from None
+    if isinstance(data, TextData):
+        example = torch.randint(0, data.vocab_size, (35, 2))
+    else:
+        example = torch.randn(2, *data.input_shape)  # type: ignore[attr-defined]
+    path = out_dir / "model.onnx"
+    report = export_model(model, ir, path, example=example)
+    return {
+        "path": str(report.path),
+        "max_abs_diff": float(report.max_abs_diff),
+        "export_seconds": float(report.export_seconds),
+    }
