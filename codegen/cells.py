@@ -317,7 +317,7 @@ def _helpers(arch: CellsArch, classes: list[CellClassPlan], aux: bool) -> tuple[
         "maxpool_projected": "ReLUConvBN",
     }
     need |= {table[m] for m in modules if m in table}
-    if outs & {"convbn", "convbn_if_differs"}:
+    if outs & {"convbn", "convbn_if_differs"} or need & {"AvgPool", "MaxPool"}:
         need.add("ConvBN")
     if outs & {"factorized", "factorized_norelu"}:
         need.add("FactorizedReduce")
