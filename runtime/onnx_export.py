@@ -1,0 +1,439 @@
+"""ONNX export of a generated model, checked by onnx.checker and against onnxruntime.
+
+`export_model` exports with torch.onnx's dynamo exporter (torch.export; the
+TorchScript exporter is deprecated), saves one self-contained .onnx file, runs
+`onnx.checker`, and then compares onnxruntime (CPUExecutionProvider) with the
+PyTorch model in eval mode on a few seeded random inputs of different sizes.
+
+What is dynamic in the exported graph:
+
+- image families (cnn, cells): input `x` (batch, C, H, W) -> `logits`
+  (batch, classes). The batch axis is dynamic; channels, height and width are
+  fixed by the architecture (`input ... CxHxW`), as the generated layers are.
+- rnn: input `tokens` (seq, batch) int64 -> `logits` (seq, batch, vocab). Both
+  the sequence length and the batch are dynamic. The generated LanguageModel
+  unrolls a Python loop over time; torch.export would trace that loop into a
+  graph with the example's length baked in. So the export runs the generated
+  model's own modules (embedding, cells, dropout, decoder) in a time loop
+  written with torch's `scan`, which becomes one ONNX `Scan` node; parity is
+  checked against the generated `forward` itself. With `state=True` the graph
+  also takes and returns the recurrent state as `h0`, `c0` -> `h`, `c`,
+  each (layers, batch, hidden).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from nasforge.grammar.errors import NasforgeError
+from nasforge.grammar.ir import Arch
+from torch import nn
+
+DEFAULT_TOLERANCE = 1e-4
+DEFAULT_CHECKS = 3
+EXAMPLE_BATCH = 2  # not 1: torch.export specialises size-1 dimensions
+EXAMPLE_LENGTH = 5  # tokens; the Scan graph does not depend on it
+SEED = 0
+Shape = tuple[int | str, ...]
+
+
+class ExportError(NasforgeError):
+    """The model could not be exported, checked or run by onnxruntime."""
+
+
+class ExportParityError(ExportError):
+    """onnxruntime's output differs from PyTorch's by more than the tolerance."""
+
+    def __init__(self, message: str, report: ExportReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What was exported and how closely onnxruntime matches PyTorch."""
+
+    path: Path
+    family: str
+    opset: int
+    inputs: dict[str, Shape]  # name -> shape; strings are the dynamic axes
+    outputs: dict[str, Shape]
+    max_abs_diff: float
+    tolerance: float
+    checked_shapes: tuple[tuple[int, ...], ...]  # the first input's shape in each check
+    export_seconds: float
+    check_seconds: float
+    size_bytes: int = field(default=0)
+
+    @property
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """Name -> {axis: symbol} for every dynamic axis of every input and output."""
+        return {
+            name: {axis: dim for axis, dim in enumerate(shape) if isinstance(dim, str)}
+            for name, shape in {**self.inputs, **self.outputs}.items()
+        }
+
+    def summary(self) -> str:
+        def signature(shapes: dict[str, Shape]) -> str:
+            return ", ".join(f"{name} ({', '.join(map(str, s))})" for name, s in shapes.items())
+
+        checked = ", ".join("x".join(map(str, shape)) for shape in self.checked_shapes)
+        return "\n".join(
+            [
+                f"wrote {self.path} ({self.size_bytes / 1e6:.1f} MB, opset {self.opset})",
+                f"graph: {signature(self.inputs)} -> {signature(self.outputs)}",
+                f"export: {self.export_seconds:.2f} s; onnxruntime checks: "
+                f"{self.check_seconds:.2f} s on inputs {checked}",
+                f"max abs diff vs PyTorch: {self.max_abs_diff:.3g} (tolerance {self.tolerance:g})",
+            ]
+        )
+
+
+# --- language models: the time loop as one Scan -------------------------------
+
+
+def _step(
+    cell: nn.Module, carry: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor
+) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    h, (h_next, c_next) = cell(x, carry)
+    # scan needs outputs that alias neither its inputs nor each other (a cell may
+    # return the same tensor as h and c); the clones become no-ops in the graph.
+    return (h_next.clone(), c_next.clone()), h.clone()
+
+
+class ScanLanguageModel(nn.Module):
+    """The generated LanguageModel's forward with its time loop written as torch's scan.
+
+    Uses the generated model's own modules (embedding, dropout, cells, decoder),
+    so the weights are the same; `reference` calls the generated forward itself.
+    """
+
+    def __init__(self, lm: nn.Module, *, with_state: bool = False) -> None:
+        super().__init__()
+        for name in ("embedding", "dropout", "cells", "decoder"):
+            if not hasattr(lm, name):
+                raise ExportError(f"not a generated LanguageModel: it has no '{name}'")
+        self.lm = lm
+        self.with_state = with_state
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.lm.embedding.num_embeddings)
+
+    @property
+    def state_shape(self) -> tuple[int, int]:
+        """(layers, hidden) of the recurrent state."""
+        return len(self.lm.cells), int(self.lm.hidden_size)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        h0: torch.Tensor | None = None,
+        c0: torch.Tensor | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from torch._higher_order_ops import scan  # prototype API; exports as ONNX Scan
+
+        lm = self.lm
+        inputs = lm.dropout(lm.embedding(tokens))  # (T, N, embed)
+        last_h, last_c = [], []
+        for index, cell in enumerate(lm.cells):
+            if h0 is None or c0 is None:
+                h = inputs.new_zeros(tokens.shape[1], lm.hidden_size)
+                c = h.clone()
+            else:
+                h, c = h0[index].clone(), c0[index].clone()
+            (h, c), outputs = scan(partial(_step, cell), (h, c), inputs)
+            inputs = lm.dropout(outputs)  # (T, N, hidden)
+            last_h.append(h)
+            last_c.append(c)
+        logits = lm.decoder(inputs)
+        if not self.with_state:
+            return logits
+        return logits, torch.stack(last_h), torch.stack(last_c)
+
+    def reference(
+        self,
+        tokens: torch.Tensor,
+        h0: torch.Tensor | None = None,
+        c0: torch.Tensor | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The same computation through the generated LanguageModel.forward."""
+        state = None
+        if h0 is not None and c0 is not None:
+            state = list(zip(h0.unbind(0), c0.unbind(0), strict=True))
+        logits, final = self.lm(tokens, state)
+        if not self.with_state:
+            return logits
+        return logits, torch.stack([h for h, _ in final]), torch.stack([c for _, c in final])
+
+    def random_inputs(
+        self, seq: int, batch: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, ...]:
+        tokens = torch.randint(0, self.vocab_size, (seq, batch), generator=generator)
+        if not self.with_state:
+            return (tokens,)
+        layers, hidden = self.state_shape
+        h0, c0 = torch.randn(2, layers, batch, hidden, generator=generator).unbind(0)
+        return tokens, h0, c0
+
+
+# --- what gets exported -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The module to export, its inputs, and how to make check inputs of other sizes."""
+
+    module: nn.Module
+    reference: Callable[..., object]  # the generated model's own forward, for parity
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    example: tuple[torch.Tensor, ...]
+    dynamic_shapes: dict[str, dict[int, torch.export.Dim]]
+    random_inputs: Callable[[tuple[int, ...], torch.Generator], tuple[torch.Tensor, ...]]
+
+
+def image_plan(model: nn.Module, arch: Arch, example: torch.Tensor | None) -> Plan:
+    if example is None:
+        example = torch.randn(EXAMPLE_BATCH, *arch.input_shape, generator=_generator())
+    if tuple(example.shape[1:]) != tuple(arch.input_shape):
+        raise ExportError(
+            f"example input has shape {tuple(example.shape)}; the architecture reads "
+            f"(N, {', '.join(map(str, arch.input_shape))})"
+        )
+
+    def random_inputs(size: tuple[int, ...], generator: torch.Generator) -> tuple[torch.Tensor]:
+        return (torch.randn(*size, *arch.input_shape, generator=generator),)
+
+    batch = torch.export.Dim("batch")
+    return Plan(model, model, ("x",), ("logits",), (example,), {"x": {0: batch}}, random_inputs)
+
+
+def rnn_plan(model: nn.Module, example: torch.Tensor | None, state: bool) -> Plan:
+    module = ScanLanguageModel(model, with_state=state)
+
+    def random_inputs(
+        size: tuple[int, ...], generator: torch.Generator
+    ) -> tuple[torch.Tensor, ...]:
+        return module.random_inputs(size[0], size[1], generator)
+
+    inputs = random_inputs((EXAMPLE_LENGTH, EXAMPLE_BATCH), _generator())
+    if example is not None:
+        if example.dim() != 2 or example.dtype != torch.int64:
+            raise ExportError(
+                f"example tokens must be (seq, batch) int64, not {tuple(example.shape)} "
+                f"{example.dtype}"
+            )
+        inputs = (example, *random_inputs(tuple(example.shape), _generator())[1:])
+    seq, batch = torch.export.Dim("seq"), torch.export.Dim("batch")
+    dynamic: dict[str, dict[int, torch.export.Dim]] = {"tokens": {0: seq, 1: batch}}
+    if state:
+        dynamic |= {"h0": {1: batch}, "c0": {1: batch}}
+    outputs = ("logits", "h", "c") if state else ("logits",)
+    return Plan(module, module.reference, tuple(dynamic), outputs, inputs, dynamic, random_inputs)
+
+
+def check_sizes(first: tuple[int, ...], checks: int) -> list[tuple[int, ...]]:
+    """The example's leading sizes, then all ones, then ever larger ones.
+
+    Images: (batch,); language models: (seq, batch), both dynamic.
+    """
+    sizes = [first]
+    for index in range(1, checks):
+        grow = index + 1
+        sizes.append(tuple(1 for _ in first) if index == 1 else tuple(n + grow for n in first))
+    return sizes
+
+
+def check_inputs(plan: Plan, family: str, checks: int) -> Iterator[tuple[torch.Tensor, ...]]:
+    """The example itself, then seeded random inputs of the other `check_sizes`."""
+    generator = _generator(SEED + 1)
+    leading = 2 if family == "rnn" else 1
+    for index, size in enumerate(check_sizes(tuple(plan.example[0].shape[:leading]), checks)):
+        yield plan.example if index == 0 else plan.random_inputs(size, generator)
+
+
+# --- export, check, compare ----------------------------------------------------
+
+
+def export_model(
+    model: nn.Module,
+    arch: Arch,
+    path: Path,
+    *,
+    example: torch.Tensor | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    checks: int = DEFAULT_CHECKS,
+    state: bool = False,
+) -> ExportReport:
+    """Export `model` (generated from `arch`) to `path` and check it against onnxruntime.
+
+    `example` is one input for tracing (images (N, C, H, W); tokens (T, N) int64);
+    by default a seeded random one with batch 2. `checks` inputs of different sizes
+    (the first is the example) are run through both; ExportParityError when the
+    largest absolute difference exceeds `tolerance`. `state` (rnn only) adds the
+    recurrent state as graph inputs and outputs. The model is exported and checked
+    in eval mode; its training mode is restored afterwards.
+    """
+    if checks < 1:
+        raise ExportError(f"checks must be at least 1, not {checks}")
+    if state and arch.family != "rnn":
+        raise ExportError("state=True is for language models (rnn) only")
+    path = Path(path)
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            if arch.family == "rnn":
+                plan = rnn_plan(model, example, state)
+            else:
+                plan = image_plan(model, arch, example)
+            plan.module.eval()
+            started = time.perf_counter()
+            _export(plan, path)
+            export_seconds = time.perf_counter() - started
+            proto = _checked(path)
+            started = time.perf_counter()
+            diff, shapes = _compare(plan, arch.family, path, checks)
+            check_seconds = time.perf_counter() - started
+    finally:
+        model.train(training)
+    report = ExportReport(
+        path=path,
+        family=arch.family,
+        opset=_opset(proto),
+        inputs=_shapes(proto.graph.input),
+        outputs=_shapes(proto.graph.output),
+        max_abs_diff=diff,
+        tolerance=tolerance,
+        checked_shapes=shapes,
+        export_seconds=export_seconds,
+        check_seconds=check_seconds,
+        size_bytes=path.stat().st_size,
+    )
+    if not diff <= tolerance:  # NaN fails too
+        raise ExportParityError(
+            f"onnxruntime differs from PyTorch by {diff:.3g} (tolerance {tolerance:g}) on {path}",
+            report,
+        )
+    return report
+
+
+def _export(plan: Plan, path: Path) -> None:
+    chatter = io.StringIO()
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(chatter),
+            contextlib.redirect_stderr(chatter),
+        ):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                plan.module,
+                plan.example,
+                dynamo=True,
+                verbose=False,
+                input_names=list(plan.input_names),
+                output_names=list(plan.output_names),
+                dynamic_shapes=plan.dynamic_shapes,
+            )
+            if program is None:
+                raise ExportError("torch.onnx.export returned no program")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            program.save(path, external_data=False)
+    except ExportError:
+        raise
+    except Exception as err:  # the exporter raises many kinds; report the reason, typed
+        raise ExportError(f"torch.onnx could not export the model: {_reason(err)}") from err
+
+
+def _checked(path: Path):  # -> onnx.ModelProto
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as err:
+        raise ExportError(f"onnx.checker rejects {path}: {_reason(err)}") from err
+
+
+def _compare(
+    plan: Plan, family: str, path: Path, checks: int
+) -> tuple[float, tuple[tuple[int, ...], ...]]:
+    """Largest |onnxruntime - PyTorch| over `checks` inputs, and the shapes checked."""
+    import onnxruntime
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as err:
+        raise ExportError(f"onnxruntime cannot load {path}: {_reason(err)}") from err
+    worst = 0.0
+    shapes = []
+    for inputs in check_inputs(plan, family, checks):
+        shape = tuple(inputs[0].shape)
+        shapes.append(shape)
+        feed = {name: tensor.numpy() for name, tensor in zip(plan.input_names, inputs, strict=True)}
+        try:
+            got = session.run(list(plan.output_names), feed)
+        except Exception as err:
+            raise ExportError(f"onnxruntime failed on input shape {shape}: {_reason(err)}") from err
+        expected = _flat(plan.reference(*inputs))
+        for want, have in zip(expected, got, strict=True):
+            if want.shape != have.shape:
+                raise ExportError(
+                    f"onnxruntime output shape {have.shape} differs from PyTorch's "
+                    f"{tuple(want.shape)} on input shape {shape}"
+                )
+            diff = float(np.max(np.abs(want.numpy() - have), initial=0.0))
+            worst = diff if np.isnan(diff) else max(worst, diff)
+            if np.isnan(worst):
+                return worst, tuple(shapes)
+    return worst, tuple(shapes)
+
+
+# --- small helpers ------------------------------------------------------------
+
+
+def _generator(seed: int = SEED) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _flat(output: object) -> list[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, Sequence):
+        return [tensor for item in output for tensor in _flat(item)]
+    raise ExportError(f"the model returned {type(output).__name__}, not tensors")
+
+
+def _shapes(values: Sequence) -> dict[str, Shape]:
+    return {
+        value.name: tuple(
+            dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim
+        )
+        for value in values
+    }
+
+
+def _opset(proto) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _reason(err: BaseException) -> str:
+    """A one-line reason: the exception type and the first informative line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    cause = err.__cause__
+    text = lines[0] if lines else ""
+    if cause is not None and str(cause).strip():
+        text = f"{text} ({type(cause).__name__}: {str(cause).strip().splitlines()[0]})"
+    text = text[:400]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
