@@ -350,13 +350,15 @@ def _ptb(name: str, files: tuple[str, str, str], data_dir: Path | None) -> TextD
     val_tokens = tokenize_lines(_read_lines(data_dir / files[1]))
     if len(val_tokens) < 2:
         raise DataError(f"{name}: {data_dir / files[1]} holds no text")
+    train = encode(train_tokens, files[0])
+    val = encode(val_tokens, files[1])
     test_path = data_dir / files[2]
     test = encode(tokenize_lines(_read_lines(test_path)), files[2]) if test_path.is_file() else None
     return TextData(
         name=name,
         vocab=vocab,
-        train=encode(train_tokens, files[0]),
-        val=encode(val_tokens, files[1]),
+        train=train,
+        val=val,
         test=test,
         description=f"{name} from {data_dir}: {len(vocab):,} tokens in the vocabulary, "
         f"{len(train_tokens):,} training tokens, {len(val_tokens):,} validation tokens",

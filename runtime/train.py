@@ -190,7 +190,11 @@ def failures_as_training_failed(epoch: list[int]) -> Iterator[None]:
     """Turn any error inside the block into TrainingFailed; `epoch[0]` is the current epoch."""
     try:
         yield
-    except NasforgeError:  # TrainingFailed, or a DataError such as too little text
+    except TrainingFailed as err:
+        if err.epoch is None and epoch[0]:
+            err.epoch = epoch[0]
+        raise
+    except NasforgeError:  # a DataError, such as too little text for one batch
         raise
     except Exception as err:
         reason = classify_error(err)
