@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "compile": "nasforge.runtime.cli_compile:compile_command",
     "info": "nasforge.runtime.cli_info:info",
     "train": "nasforge.runtime.cli_train:train_command",
+    "export": "nasforge.runtime.cli_export:export_command",
 }
 
 EXIT_ERROR = 2  # bad input of any kind; click uses 2 for usage errors too
