@@ -49,3 +49,6 @@ class IncompatibleData(TrainingFailed):
 
     def __init__(self, message: str) -> None:
         super().__init__("incompatible_data", message)
+
+    def __str__(self) -> str:
+        return self.message
