@@ -28,7 +28,9 @@ from nasforge.grammar import parse, to_text
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # handwritten_nasnet
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # handwritten_*.py
+
+from handwritten_nas15 import HandNas15  # noqa: E402
 
 
 def best_of(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -40,46 +42,6 @@ def best_of(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, flo
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: min(ts) for name, ts in times.items()}
-
-
-# --- the 15-layer network, written by hand -----------------------------------------
-
-# (kernel height, kernel width, filters, inputs) from examples/nas_cifar15.arch.
-NAS15 = [
-    (3, 3, 36, []), (3, 3, 48, [1]), (3, 3, 36, [1, 2]), (5, 5, 36, [1, 2, 3]),
-    (3, 7, 48, [3, 4]), (7, 7, 48, [2, 3, 4, 5]), (7, 7, 48, [2, 3, 4, 5, 6]),
-    (7, 3, 36, [1, 6, 7]), (7, 1, 36, [1, 5, 6, 8]), (7, 7, 36, [1, 3, 4, 5, 6, 7, 8, 9]),
-    (5, 7, 36, [1, 2, 5, 6, 7, 8, 9, 10]), (7, 7, 48, [1, 2, 3, 4, 6, 11]),
-    (7, 5, 48, [1, 3, 6, 7, 8, 9, 10, 11, 12]), (7, 5, 48, [3, 7, 12, 13]),
-    (7, 5, 48, [6, 7, 11, 12, 13, 14]),
-]  # fmt: skip
-
-
-class HandNas15(nn.Module):
-    """How one would write the 15-layer network by hand: a loop over a layer table."""
-
-    def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        channels = {0: 3}
-        self.layers = nn.ModuleList()
-        for i, (kh, kw, filters, inputs) in enumerate(NAS15, start=1):
-            c_in = sum(channels[j] for j in inputs) if inputs else 3
-            self.layers.append(
-                nn.Sequential(
-                    nn.Conv2d(c_in, filters, (kh, kw), padding=(kh // 2, kw // 2), bias=False),
-                    nn.BatchNorm2d(filters),
-                    nn.ReLU(inplace=True),
-                )
-            )
-            channels[i] = filters
-        self.classifier = nn.Linear(48, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs: list[torch.Tensor] = []
-        for layer, (_, _, _, inputs) in zip(self.layers, NAS15, strict=True):
-            source = torch.cat([outputs[j - 1] for j in inputs], 1) if inputs else x
-            outputs.append(layer(source))
-        return self.classifier(outputs[-1].mean((2, 3)))
 
 
 def step_fn(model: nn.Module, batch: torch.Tensor) -> Callable[[], None]:
