@@ -176,10 +176,16 @@ def load_mnist5k_data(data_dir: Path | None = None, download: bool = False, seed
 
 
 class _IndexedTransform(Dataset):
-    """The items `indices` of `base` (PIL image, label), passed through `transform`."""
+    """Images `indices` of an (N, H, W, C) uint8 array, as PIL images through `transform`.
 
-    def __init__(self, base: Dataset, indices: np.ndarray, transform: Callable) -> None:
-        self.base = base
+    Holds plain arrays (not the torchvision dataset), so DataLoader workers can pickle it.
+    """
+
+    def __init__(
+        self, images: np.ndarray, targets: np.ndarray, indices: np.ndarray, transform: Callable
+    ) -> None:
+        self.images = images
+        self.targets = targets
         self.indices = indices
         self.transform = transform
 
@@ -187,8 +193,10 @@ class _IndexedTransform(Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        image, label = self.base[int(self.indices[i])]
-        return self.transform(image), label
+        from PIL import Image
+
+        j = int(self.indices[i])
+        return self.transform(Image.fromarray(self.images[j])), int(self.targets[j])
 
 
 def _cifar_root(data_dir: Path | None) -> Path:
@@ -271,6 +279,7 @@ def load_cifar10_data(data_dir: Path | None, download: bool = False, seed: int =
     if len(base.targets) != len(base.data) or base.data.shape[1:] != (32, 32, 3):
         raise DataError(f"cifar10: {root / CIFAR_FOLDER} does not hold 32x32x3 images with labels")
     n = len(base.data)
+    targets = np.asarray(base.targets, dtype=np.int64)
     train_idx, val_idx = split_indices(n, n // 10, seed)  # 45,000 / 5,000 of 50,000
     pixels = base.data[train_idx].reshape(-1, 3).astype(np.float64) / 255.0
     mean = tuple(float(m) for m in pixels.mean(axis=0))
@@ -280,8 +289,8 @@ def load_cifar10_data(data_dir: Path | None, download: bool = False, seed: int =
         name="cifar10",
         input_shape=(3, 32, 32),
         classes=10,
-        train=_IndexedTransform(base, train_idx, train_tf),
-        val=_IndexedTransform(base, val_idx, val_tf),
+        train=_IndexedTransform(base.data, targets, train_idx, train_tf),
+        val=_IndexedTransform(base.data, targets, val_idx, val_tf),
         mean=mean,
         std=std,
         description=(

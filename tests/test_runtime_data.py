@@ -93,8 +93,8 @@ def test_cifar10_fixture_split_and_transforms(tmp_path: Path) -> None:
     assert (data.input_shape, data.classes) == ((3, 32, 32), 10)
     assert (len(data.train), len(data.val)) == (90, 10)  # type: ignore[arg-type]  # 9/10, as 45,000/5,000
     # Whitening statistics: per channel over the training split, pixels in [0, 1].
-    base = data.train.base  # type: ignore[attr-defined]
-    pixels = base.data[data.train.indices].reshape(-1, 3) / 255.0  # type: ignore[attr-defined]
+    images = data.train.images  # type: ignore[attr-defined]
+    pixels = images[data.train.indices].reshape(-1, 3) / 255.0  # type: ignore[attr-defined]
     assert data.mean == pytest.approx(tuple(pixels.mean(0)))
     assert data.std == pytest.approx(tuple(pixels.std(0)))
     steps = data.train.transform.transforms  # type: ignore[attr-defined]
@@ -106,7 +106,7 @@ def test_cifar10_fixture_split_and_transforms(tmp_path: Path) -> None:
     assert image.shape == (3, 32, 32) and 0 <= label < 10
     # Validation: normalisation only, so the exact pixels come back.
     val_image, _ = data.val[0]
-    raw = base.data[data.val.indices[0]]  # type: ignore[attr-defined]  # HWC uint8
+    raw = images[data.val.indices[0]]  # type: ignore[attr-defined]  # HWC uint8
     expected = (
         torch.from_numpy(raw).permute(2, 0, 1) / 255.0 - torch.tensor(data.mean)[:, None, None]
     ) / torch.tensor(data.std)[:, None, None]
@@ -116,6 +116,7 @@ def test_cifar10_fixture_split_and_transforms(tmp_path: Path) -> None:
     assert len(again.train) == 90  # type: ignore[arg-type]
     x, y = next(image_batches(data.train, 16, shuffle=True, drop_last=True))
     assert x.shape == (16, 3, 32, 32) and y.shape == (16,)
+    assert pickle.loads(pickle.dumps(data.train)).indices.tolist() == data.train.indices.tolist()  # type: ignore[attr-defined]
 
 
 def test_cifar10_errors(tmp_path: Path) -> None:
@@ -195,3 +196,13 @@ def test_unknown_dataset_and_download_elsewhere() -> None:
     with pytest.raises(DataError, match="--download applies to cifar10 only"):
         load_dataset("digits", download=True)
     assert issubclass(DataError, NasforgeError)
+
+
+def test_cifar10_fixture_trains_through_the_data_loader(tmp_path: Path) -> None:
+    from nasforge.grammar import parse
+    from nasforge.runtime.train import train_arch
+
+    data = load_dataset("cifar10", data_dir=make_cifar(tmp_path / "cifar"), seed=0)
+    arch = parse("cnn input 3x32x32 classes 10; L1: conv 3x3 s2x2 n4; L2: maxpool 2x2 s2x2 <- L1")
+    result = train_arch(arch, data, epochs=1, batch_size=32)
+    assert len(result.metrics) == 1 and 0.0 <= result.metrics[0]["val_acc"] <= 1.0
