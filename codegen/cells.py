@@ -43,7 +43,13 @@ rules apply (each is also stated in the generated file where it shows):
    auxiliary heads clamp their windows to the feature map and read the
    flattened result, so any input size builds. NAS-Bench-201's reduction
    shortcut pools with ``ceil_mode=True`` so odd sizes match the strided conv.
-6. Network outputs: the logits; with ``aux_head=True`` in training mode, the
+6. Drop-path (an override of the nasnet and darts files) has a fixed
+   probability, applied in training after every op but the identity (slim
+   skips its 'none' op even where it is a strided 1x1 conv; DARTS skips
+   Identity modules only). slim scales it by depth and training progress and
+   DARTS by epoch: a training loop may set each DropPath's `p` the same way.
+   NAS-Bench-201 has no drop-path.
+7. Network outputs: the logits; with ``aux_head=True`` in training mode, the
    pair ``(logits, aux_logits)`` (NAS-Bench-201's TinyNetwork returns
    ``(features, logits)``; this file returns the logits only).
 """

@@ -32,6 +32,15 @@ IMAGENET = {"nasnet_a_mobile", "nasnet_a_large"}
 SLOW = bool(os.environ.get("NASFORGE_SLOW"))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These models are small: one thread avoids spinning worker threads on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _arch(name: str):
     return parse(EXAMPLES[name].read_text(encoding="utf-8"), str(EXAMPLES[name]))
 
