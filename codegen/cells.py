@@ -72,6 +72,24 @@ MIN_WIDTH = 2  # rule 5: a factorized reduction splits its output in two
 AUX_CHANNELS = (128, 768)  # both auxiliary heads: 1x1 conv to 128, then a conv to 768
 
 
+# The op classes a file may define, in the order it defines them.
+HELPERS = (
+    "DropPath",
+    "ReLUConvBN",
+    "ConvBN",
+    "FactorizedReduce",
+    "SepConv",
+    "DilConv",
+    "ConvPair",
+    "Zero",
+    "Skip",
+    "AvgPool",
+    "MaxPool",
+    "ResNetBasicBlock",
+    "AuxiliaryHead",
+)
+
+
 # --- plan dataclasses ----------------------------------------------------------------
 
 
@@ -204,9 +222,7 @@ def _edge_module(skeleton: str, op: ops.CellOp, stride: int, width_differs: bool
     return kind  # zero | conv | conv_pair | sep | dil
 
 
-def _plan_cell_class(
-    arch: CellsArch, kind: str, class_name: str, module_ns: Namespace
-) -> CellClassPlan:
+def _plan_cell_class(arch: CellsArch, kind: str, class_name: str) -> CellClassPlan:
     skeleton = ops.SKELETONS[arch.skeleton]
     cell = arch.cell(kind)
     ns = Namespace()
@@ -235,10 +251,9 @@ def _plan_cell_class(
             stride = 2 if reduction and source < first else 1
             c_in = width_of(source)
             module = _edge_module(arch.skeleton, op, stride, c_in != Width("c"))
-            if arch.skeleton == "nasnet":
-                dropped = op.kind != "identity"  # slim: every op but 'none'
-            else:
-                dropped = module != "identity"  # DARTS: every op that is not an Identity
+            # slim drops every op but 'none'; DARTS every op that is not an Identity
+            nasnet = arch.skeleton == "nasnet"
+            dropped = op.kind != "identity" if nasnet else module != "identity"
             edges.append(
                 EdgePlan(
                     name=ns.name(f"s{node.index}_{position}"),
@@ -327,22 +342,7 @@ def _helpers(arch: CellsArch, classes: list[CellClassPlan], aux: bool) -> tuple[
         need.add("ConvBN")
     if outs & {"factorized", "factorized_norelu"}:
         need.add("FactorizedReduce")
-    order = (
-        "DropPath",
-        "ReLUConvBN",
-        "ConvBN",
-        "FactorizedReduce",
-        "SepConv",
-        "DilConv",
-        "ConvPair",
-        "Zero",
-        "Skip",
-        "AvgPool",
-        "MaxPool",
-        "ResNetBasicBlock",
-        "AuxiliaryHead",
-    )
-    return tuple(h for h in order if h in need)
+    return tuple(h for h in HELPERS if h in need)
 
 
 # --- the network -------------------------------------------------------------------------
@@ -369,10 +369,11 @@ def _aux(after: str, shape: Shape, stride: int, bn_after_conv: bool, whole: bool
 def plan_cells(arch: CellsArch) -> CellsPlan:
     skeleton = arch.skeleton
     module_ns = Namespace()
+    for helper in HELPERS:  # the op classes keep their names; the rest steer clear
+        module_ns.name(helper)
     n = int(arch.option("n"))
     filters = int(arch.option("filters"))
     stem = str(arch.option("stem")) if skeleton != "nb201" else "cifar"
-    in_c, in_h, in_w = arch.input_shape
 
     if skeleton == "nb201":
         class_names = {"cell": module_ns.name("Cell")}
@@ -387,8 +388,7 @@ def plan_cells(arch: CellsArch) -> CellsPlan:
         else:
             network = module_ns.name("NetworkImageNet" if stem == "imagenet" else "NetworkCIFAR")
     classes = [
-        _plan_cell_class(arch, kind, class_names[kind], module_ns)
-        for kind in ops.SKELETONS[skeleton].sections
+        _plan_cell_class(arch, kind, class_names[kind]) for kind in ops.SKELETONS[skeleton].sections
     ]
     by_kind = {c.kind: c for c in classes}
     net_ns = Namespace()
@@ -398,15 +398,14 @@ def plan_cells(arch: CellsArch) -> CellsPlan:
     aux: AuxPlan | None = None
 
     if skeleton == "nasnet":
-        steps, aux, dropout = _plan_nasnet(arch, n, filters, stem, by_kind, net_ns, class_names)
+        steps, aux, dropout = _plan_nasnet(arch, n, filters, stem, by_kind, net_ns)
         drop_path = True
     elif skeleton == "darts":
-        steps, aux = _plan_darts(arch, n, filters, stem, by_kind, net_ns, class_names)
+        steps, aux = _plan_darts(arch, n, filters, stem, by_kind, net_ns)
         dropout, drop_path = 0.0, True
     else:
-        steps = _plan_nb201(arch, n, filters, by_kind, net_ns, class_names)
+        steps = _plan_nb201(arch, n, filters, by_kind, net_ns)
         dropout, drop_path = 0.0, False
-    del in_c, in_h, in_w
     last = steps[-1]
     return CellsPlan(
         skeleton=skeleton,
@@ -450,9 +449,9 @@ def _cell_step(
     )
 
 
-def _plan_nasnet(arch, n, filters, stem, by_kind, ns, class_names):
+def _plan_nasnet(arch, n, filters, stem, by_kind, ns):
     """slim's _build_nasnet_base (and _imagenet_stem / the CIFAR stem)."""
-    in_c, in_h, in_w = arch.input_shape
+    _, in_h, in_w = arch.input_shape
     multiplier = int(arch.option("stem_multiplier"))
     skip_reduction_input = bool(arch.option("skip_reduction_input"))
     normal, reduction = by_kind["normal"], by_kind["reduction"]
@@ -522,14 +521,13 @@ def _plan_nasnet(arch, n, filters, stem, by_kind, ns, class_names):
         if cell_num == aux_cell:
             aux = _aux(step.name, step.out_shape, 3, True, True)
     dropout = 0.5 if stem == "imagenet" else 0.0  # slim: dense_dropout_keep_prob 0.5 / 1.0
-    del in_c, class_names
     return steps, aux, dropout
 
 
-def _plan_darts(arch, n, filters, stem, by_kind, ns, class_names):
+def _plan_darts(arch, n, filters, stem, by_kind, ns):
     """DARTS' NetworkCIFAR / NetworkImageNet: layers = 3n + 2, reductions at layers // 3
     and 2 * layers // 3 (they replace normal cells)."""
-    in_c, in_h, in_w = arch.input_shape
+    _, in_h, in_w = arch.input_shape
     steps: list[StepPlan] = []
     c = max(MIN_WIDTH, filters)
     if stem == "cifar":
@@ -571,11 +569,10 @@ def _plan_darts(arch, n, filters, stem, by_kind, ns, class_names):
                 aux = _aux(step.name, step.out_shape, 3, True, False)
             else:
                 aux = _aux(step.name, step.out_shape, 2, False, False)
-    del in_c, class_names
     return steps, aux
 
 
-def _plan_nb201(arch, n, filters, by_kind, ns, class_names):
+def _plan_nb201(arch, n, filters, by_kind, ns):
     """NAS-Bench-201's TinyNetwork: n cells at C, a residual block, n at 2C, a block, n at 4C."""
     _, in_h, in_w = arch.input_shape
     cls = by_kind["cell"]
@@ -618,7 +615,6 @@ def _plan_nb201(arch, n, filters, by_kind, ns, class_names):
             )
             name, shape = cell_name, out
             index += 1
-    del class_names
     return steps
 
 
@@ -655,9 +651,7 @@ class _Counter:
         self.macs += m
 
 
-def _edge_cost(
-    count: _Counter, skeleton: str, e: EdgePlan, c_in: int, c: int, in_hw: HW
-) -> None:
+def _edge_cost(count: _Counter, skeleton: str, e: EdgePlan, c_in: int, c: int, in_hw: HW) -> None:
     s, k = e.stride, e.kernel
     out_hw = (same_out(in_hw[0], s), same_out(in_hw[1], s))
     m = e.module
@@ -697,11 +691,10 @@ def _edge_cost(
         raise AssertionError(m)
 
 
-def _cell_cost(plan: CellsPlan, step: StepPlan, cls: CellClassPlan, drop: bool) -> _Counter:
+def _cell_cost(plan: CellsPlan, step: StepPlan, cls: CellClassPlan) -> _Counter:
     count = _Counter()
     c = step.c
     skeleton = plan.skeleton
-    del drop
     if skeleton == "nb201":
         c0 = c
         hw = step.in_shapes[0][1:]
@@ -779,7 +772,7 @@ def cost_cells(
             count.bn(c_out)
             count.conv(c_in, c_out, (1, 1), out_hw)  # the shortcut: avg pool -> 1x1 conv
         else:
-            count = _cell_cost(plan, step, by_class[step.cls], plan.drop_path)
+            count = _cell_cost(plan, step, by_class[step.cls])
         parts.append(PartCost(step.name, step.out_shape, count.params, count.macs))
         if aux_head and plan.aux is not None and step.name == plan.aux.after:
             a = plan.aux
