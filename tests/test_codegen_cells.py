@@ -347,3 +347,17 @@ def test_random_cells_run_and_cost_equals_built(skeleton: str, data) -> None:
         assert seen[step.name] == step.out_shape, step.name
     assert cost(arch, **overrides).params == sum(p.numel() for p in model.parameters())
     assert cost(arch).params == sum(p.numel() for p in module.build_model().parameters())
+
+
+def test_nb201_matches_the_benchmarks_cost_table() -> None:
+    """NAS-Bench-201's CIFAR-10 cost table spans 0.073306M-1.531546M parameters and
+    7.78305M-220.11969M FLOPs (all-none and all-conv3x3 cells); its FLOPs count the
+    classifier's 10 bias additions, which this cost model's convention leaves out."""
+    from nasforge.grammar.nb201 import from_nb201
+
+    conv = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    none = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    largest, smallest = cost(from_nb201(conv)), cost(from_nb201(none))
+    assert (largest.params, largest.macs + 10) == (1_531_546, 220_119_690)
+    assert (smallest.params, smallest.macs + 10) == (73_306, 7_783_050)
+    assert cost(from_nb201(none, classes=100)).params == 79_156  # CIFAR-100: 0.079156M
