@@ -228,15 +228,34 @@ def test_hostile_text_never_becomes_code(text: str) -> None:
 
 
 def test_generated_code_is_ruff_clean(tmp_path: Path) -> None:
-    """Generated files pass ruff's default rules plus bugbear, pyupgrade and import order."""
+    """Generated files pass ruff's default rules plus bugbear, pyupgrade and import order.
+
+    The one exception: a line of the canonical architecture text (in the docstring
+    and ARCH) may be longer than 88 columns, since that text is one line per statement.
+    """
+    import json
+
+    from nasforge.grammar import to_text
+
     ruff = Path(sys.executable).with_name("ruff")
     if not ruff.exists():
         pytest.skip("ruff is not installed next to this Python")
+    canonical: dict[str, set[str]] = {}
     for path in EXAMPLES:
-        (tmp_path / f"{path.stem}.py").write_text(generate(_arch(path)), encoding="utf-8")
+        arch = _arch(path)
+        (tmp_path / f"{path.stem}.py").write_text(generate(arch), encoding="utf-8")
+        canonical[f"{path.stem}.py"] = set(to_text(arch).splitlines())
     result = subprocess.run(
-        [str(ruff), "check", "--isolated", "--no-cache", "--select", "E,F,W,B,UP,I", str(tmp_path)],
+        [str(ruff), "check", "--isolated", "--no-cache", "--select", "E,F,W,B,UP,I"]
+        + ["--output-format", "json", str(tmp_path)],
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 0, result.stdout
+    problems = []
+    for item in json.loads(result.stdout):
+        name = Path(item["filename"]).name
+        line = (tmp_path / name).read_text().splitlines()[item["location"]["row"] - 1]
+        if item["code"] == "E501" and line in canonical[name]:
+            continue
+        problems.append(f"{name}:{item['location']['row']}: {item['code']} {item['message']}")
+    assert problems == []
