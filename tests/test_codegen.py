@@ -246,8 +246,17 @@ def test_generated_code_is_ruff_clean(tmp_path: Path) -> None:
         (tmp_path / f"{path.stem}.py").write_text(generate(arch), encoding="utf-8")
         canonical[f"{path.stem}.py"] = set(to_text(arch).splitlines())
     result = subprocess.run(
-        [str(ruff), "check", "--isolated", "--no-cache", "--select", "E,F,W,B,UP,I"]
-        + ["--output-format", "json", str(tmp_path)],
+        [
+            str(ruff),
+            "check",
+            "--isolated",
+            "--no-cache",
+            "--select",
+            "E,F,W,B,UP,I",
+            "--output-format",
+            "json",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
     )
