@@ -24,6 +24,8 @@ What is dynamic in the exported graph:
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import io
 import time
 import warnings
@@ -337,23 +339,60 @@ def _export(plan: Plan, path: Path) -> None:
             contextlib.redirect_stderr(chatter),
         ):
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                plan.module,
-                plan.example,
-                dynamo=True,
-                verbose=False,
-                input_names=list(plan.input_names),
-                output_names=list(plan.output_names),
-                dynamic_shapes=plan.dynamic_shapes,
-            )
-            if program is None:
-                raise ExportError("torch.onnx.export returned no program")
+            program = _onnx_program(plan)
             path.parent.mkdir(parents=True, exist_ok=True)
-            program.save(path, external_data=False)
+            program.save(path, external_data=False)  # one self-contained file
     except ExportError:
         raise
     except Exception as err:  # the exporter raises many kinds; report the reason, typed
         raise ExportError(f"torch.onnx could not export the model: {_reason(err)}") from err
+
+
+def _onnx_program(plan: Plan) -> torch.onnx.ONNXProgram:
+    """torch.onnx.export(dynamo=True), reusing one op registry across exports.
+
+    The public function rebuilds the torchlib registry on every call (about a
+    second, as long as a small model's whole export); the exporter's core takes a
+    registry, so it is built once. The rest is what the public function does with
+    these arguments. Where those internals are missing or have changed, the public
+    function is used.
+    """
+    options = {
+        "dynamic_shapes": plan.dynamic_shapes,
+        "input_names": list(plan.input_names),
+        "output_names": list(plan.output_names),
+        "verbose": False,
+    }
+    core = _core_export()
+    if core is not None:
+        program = core(plan.module, plan.example, registry=_registry(), **options)
+        program._rename_dynamic_axes(plan.dynamic_shapes)  # "batch", not "s77", as the public one
+        return program
+    program = torch.onnx.export(plan.module, plan.example, dynamo=True, **options)
+    if program is None:
+        raise ExportError("torch.onnx.export returned no program")
+    return program
+
+
+@functools.cache
+def _core_export() -> Callable[..., torch.onnx.ONNXProgram] | None:
+    try:
+        from torch.onnx._internal.exporter import _core, _registration
+
+        parameters = inspect.signature(_core.export).parameters
+        _registration.ONNXRegistry.from_torchlib  # noqa: B018 (these must exist)
+        torch.onnx.ONNXProgram._rename_dynamic_axes  # noqa: B018
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    wanted = {"registry", "dynamic_shapes", "input_names", "output_names", "verbose"}
+    return _core.export if wanted <= parameters.keys() else None
+
+
+@functools.cache
+def _registry() -> object:
+    from torch.onnx._internal.exporter import _registration
+
+    return _registration.ONNXRegistry.from_torchlib()
 
 
 def _checked(path: Path):  # -> onnx.ModelProto
