@@ -1,0 +1,187 @@
+"""Evaluators the search can use, by name: `train` (defined here) and `table`.
+
+`TrainEvaluator` trains each architecture with the runtime's recipes
+(runtime/train.py) on a registered dataset and scores it with the recipe's reward;
+parameters and multiply-adds come from the cost model (codegen/cost.py). Every
+failure of the child (an architecture outside the language, data it does not fit,
+NaN loss, out of memory, a shape error) is an Outcome with status "failed" and
+the reason, never an exception.
+
+The evaluator is pickled into every trial's process by the local pool: the loaded
+dataset stays out of the pickle and is loaded (once per process) where it is used.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from nasforge.controller.evaluator import FAILED_REWARD, Evaluator, Outcome
+from nasforge.grammar.errors import NasforgeError
+
+from .errors import DataError
+
+EVALUATORS: dict[str, str] = {
+    "train": "the runtime's trainer on --dataset for --epochs",
+    "table": "a NAS-Bench-201-format CSV (--table): reward valid12, simulated cost time12",
+}
+
+
+class TrainEvaluator(Evaluator):
+    """Train each child for `epochs` on `dataset`; reward = the recipe's reward."""
+
+    name = "train"
+    # What the local pool's fork server imports once, so each trial's process starts warm.
+    preload_modules = (
+        "torch",
+        "sklearn.datasets",
+        "nasforge.runtime.train",
+        "nasforge.runtime.data",
+        "nasforge.codegen",
+        "nasforge.codegen.cost",
+    )
+
+    def __init__(
+        self,
+        dataset: str,
+        *,
+        epochs: int = 1,
+        device: str = "cpu",
+        threads: int | None = None,
+        data_dir: str | Path | None = None,
+        batch_size: int | None = None,
+        max_batches: int | None = None,
+        data_seed: int = 0,
+    ) -> None:
+        if epochs < 1:
+            raise ValueError(f"epochs must be at least 1, not {epochs}")
+        self.dataset = dataset
+        self.epochs = epochs
+        self.device = device
+        self.threads = threads
+        self.data_dir = None if data_dir is None else str(data_dir)
+        self.batch_size = batch_size
+        self.max_batches = max_batches  # language models: training chunks per epoch
+        self.data_seed = data_seed  # fixes the train/validation split, the same for every child
+        self._data: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_data": None}
+
+    def data(self) -> Any:
+        """The dataset, loaded on first use (DataError when it cannot be)."""
+        if self._data is None:
+            from .data import load_dataset
+
+            self._data = load_dataset(self.dataset, data_dir=self.data_dir, seed=self.data_seed)
+        return self._data
+
+    def check(self) -> None:
+        """Raise now what every trial would fail on: the dataset and the device."""
+        from .devices import resolve_device
+
+        resolve_device(self.device)
+        self.data()
+
+    def evaluate(self, arch: str, *, seed: int = 0) -> Outcome:
+        began = time.perf_counter()
+        try:
+            return self._evaluate(arch, seed, began)
+        except DataError:
+            raise  # the data set itself is broken: every child would fail, stop the search
+        except NasforgeError as err:  # the architecture: outside the language, not trainable
+            return _failed("invalid", str(err), began)
+
+    def _evaluate(self, arch: str, seed: int, began: float) -> Outcome:
+        from nasforge.codegen import load
+        from nasforge.codegen.cost import cost
+        from nasforge.grammar import parse
+
+        from . import train as recipes
+        from .data import TextData
+        from .devices import resolve_device, seed_everything, set_threads
+        from .errors import TrainingFailed
+
+        set_threads(self.threads)
+        device = resolve_device(self.device)
+        ir = parse(arch, "<trial>")
+        data = self.data()
+        try:
+            recipes.check_compatible(ir, data)
+        except TrainingFailed as err:
+            return _failed(err.reason, str(err), began)
+        kwargs = recipes.build_kwargs(ir, data)
+        counted = cost(ir, **kwargs)
+        seed_everything(seed)
+        try:
+            model = load(ir).build_model(**kwargs)
+            if isinstance(data, TextData):
+                config = recipes.LanguageConfig(epochs=self.epochs, max_batches=self.max_batches)
+                if self.batch_size is not None:
+                    config.batch_size = self.batch_size
+                result = recipes.train_language_model(model, data, config, device=device)
+            else:
+                image = recipes.ImageConfig(epochs=self.epochs, seed=seed)
+                if getattr(ir, "lr", None) is not None:
+                    image.lr = ir.lr  # type: ignore[union-attr,assignment]
+                if self.batch_size is not None:
+                    image.batch_size = self.batch_size
+                result = recipes.train_image(model, data, image, device=device)
+        except TrainingFailed as err:
+            return Outcome(
+                status="failed",
+                reward=FAILED_REWARD,
+                metrics={"reason": err.reason, "epoch": err.epoch},
+                parameters=counted.params,
+                macs=counted.macs,
+                seconds=time.perf_counter() - began,
+                error=str(err),
+            )
+        return Outcome(
+            status="ok",
+            reward=float(result.reward),
+            metrics={"epochs": result.metrics, "device": result.device},
+            parameters=counted.params,
+            macs=counted.macs,
+            seconds=time.perf_counter() - began,
+        )
+
+
+def _failed(reason: str, message: str, began: float) -> Outcome:
+    return Outcome(
+        status="failed",
+        reward=FAILED_REWARD,
+        metrics={"reason": reason},
+        seconds=time.perf_counter() - began,
+        error=message,
+    )
+
+
+def make_evaluator(
+    name: str,
+    *,
+    dataset: str | None = None,
+    epochs: int = 1,
+    device: str = "cpu",
+    threads: int | None = None,
+    data_dir: str | Path | None = None,
+    table: str | Path | None = None,
+) -> Evaluator:
+    """The evaluator called `name`, built from the search's options; NasforgeError (a clear
+    message) when an option it needs is missing or wrong."""
+    if name == "train":
+        if dataset is None:
+            raise DataError("the train evaluator needs --dataset (e.g. --dataset digits)")
+        evaluator = TrainEvaluator(
+            dataset, epochs=epochs, device=device, threads=threads, data_dir=data_dir
+        )
+        evaluator.check()
+        return evaluator
+    if name == "table":
+        if table is None:
+            raise DataError("the table evaluator needs --table PATH (a NAS-Bench-201-format CSV)")
+        from nasforge.controller.table import TableEvaluator
+
+        return TableEvaluator(table)
+    raise DataError(f"unknown evaluator {name!r}; choose one of {', '.join(EVALUATORS)}")

@@ -1,0 +1,318 @@
+"""Executors: run an evaluator on a batch of architectures and report each as it finishes.
+
+- `InProcessExecutor` calls the evaluator in the search process, one trial after
+  another. No isolation: a child that crashes the interpreter takes the search down,
+  and there is no timeout. Fast, for evaluators that only look things up (`table`).
+- `LocalPoolExecutor` runs up to `workers` trials at once, each in a fresh process
+  of its own, with an optional timeout. Whatever happens to a child (an exception,
+  `os._exit`, a segfault, SIGKILL, a hang past the timeout) becomes a failed Outcome
+  with the reason; the search goes on.
+
+The pool uses the `forkserver` start method where there is one (Linux, macOS) and
+`spawn` elsewhere, never plain `fork`: forking a process that has run torch (OpenMP
+and CUDA threads) can deadlock the child. The fork server imports torch and the
+evaluator's modules once (`preload_modules`), so each trial's process is a cheap
+fork of a process that has already paid for the imports.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from nasforge.controller.evaluator import FAILED_REWARD, Evaluator, Outcome
+
+PARENT_POLL_S = 1.0  # how often a child checks that the search process is still there
+KILL_GRACE_S = 5.0  # how long to wait for a killed child to be reaped
+
+
+@dataclass(frozen=True)
+class Job:
+    """One architecture to evaluate; `key` identifies it to the caller (the trial id)."""
+
+    key: int
+    arch: str
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class JobResult:
+    key: int
+    outcome: Outcome
+    worker: str  # which worker ran it: "main", or "pool-K/pid N"
+    started_at: float  # time.time()
+    finished_at: float
+
+
+def failed(error: str, seconds: float = 0.0, **metrics: Any) -> Outcome:
+    """The Outcome of a trial that failed for `error`."""
+    return Outcome(
+        status="failed", reward=FAILED_REWARD, metrics=metrics, seconds=seconds, error=error
+    )
+
+
+def _guarded_evaluate(evaluator: Evaluator, arch: str, seed: int) -> Outcome:
+    """evaluator.evaluate, with an exception (a bug, by the Evaluator contract) recorded as a
+    failed trial rather than ending the search."""
+    began = time.perf_counter()
+    try:
+        return evaluator.evaluate(arch, seed=seed)
+    except Exception as err:
+        where = traceback.extract_tb(err.__traceback__)[-1:]
+        at = f" (at {where[0].filename}:{where[0].lineno})" if where else ""
+        return failed(
+            f"the evaluator raised {type(err).__name__}: {err}{at}",
+            time.perf_counter() - began,
+            reason="exception",
+        )
+
+
+class Executor(ABC):
+    """Runs batches of jobs; `run` yields each result as soon as its job is done."""
+
+    workers: int
+
+    @abstractmethod
+    def run(self, jobs: Sequence[Job]) -> Iterator[JobResult]:
+        """Evaluate every job; results in completion order, one per job."""
+
+    def close(self) -> None:  # noqa: B027 - most executors hold nothing to release
+        """Release processes and other resources."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InProcessExecutor(Executor):
+    """Evaluates in this process, one job at a time (no isolation, no timeout)."""
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+        self.workers = 1
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[JobResult]:
+        for job in jobs:
+            started = time.time()
+            outcome = _guarded_evaluate(self.evaluator, job.arch, job.seed)
+            yield JobResult(job.key, outcome, "main", started, time.time())
+
+
+# --- the local pool -------------------------------------------------------------------
+
+
+def default_start_method() -> str:
+    methods = multiprocessing.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """End this child when the process that started it is gone (the search was killed):
+    its result could go nowhere, and it would keep a core busy."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
+def _child_main(payload: bytes, arch: str, seed: int, conn: Connection) -> None:
+    """A trial's process: unpickle the evaluator, evaluate, send the Outcome back."""
+    _exit_when_orphaned(os.getppid())
+    began = time.perf_counter()
+    try:
+        evaluator = pickle.loads(payload)
+    except Exception as err:
+        outcome = failed(f"cannot unpickle the evaluator: {type(err).__name__}: {err}")
+    else:
+        outcome = _guarded_evaluate(evaluator, arch, seed)
+    if outcome.status == "failed" and not outcome.seconds:
+        outcome = replace(outcome, seconds=time.perf_counter() - began)
+    conn.send(outcome)
+    conn.close()
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "did not exit"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"was killed by {name}"
+    return f"exited with status {exitcode}"
+
+
+@dataclass
+class _Running:
+    job: Job
+    slot: int
+    process: Any  # multiprocessing.process.BaseProcess
+    conn: Connection
+    started: float  # time.time()
+    began: float  # time.perf_counter()
+    deadline: float | None  # time.perf_counter() value
+
+    @property
+    def worker(self) -> str:
+        return f"pool-{self.slot}/pid {self.process.pid}"
+
+
+class LocalPoolExecutor(Executor):
+    """Up to `workers` trials at once, each in its own process, each with `timeout` seconds.
+
+    The evaluator is pickled once and unpickled in every child, so it must be
+    picklable (keep loaded data out of its pickled state; load it in the child).
+    """
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        workers: int,
+        *,
+        timeout: float | None = None,
+        start_method: str | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout}")
+        self.evaluator = evaluator
+        self.workers = workers
+        self.timeout = timeout
+        self.start_method = start_method or default_start_method()
+        self._context = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            modules = ["nasforge.controller.evaluator", *_preload_modules(evaluator)]
+            self._context.set_forkserver_preload(modules)
+        self._payload = pickle.dumps(evaluator)
+        self._running: dict[int, _Running] = {}
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[JobResult]:
+        queue = deque(jobs)
+        free = list(range(self.workers - 1, -1, -1))  # pop() hands out slot 0 first
+        try:
+            while queue or self._running:
+                while queue and free:
+                    self._start(queue.popleft(), free.pop())
+                for result, slot in self._collect():
+                    free.append(slot)
+                    yield result
+        finally:
+            # The caller stopped early (an error, Ctrl-C): leave no child behind.
+            for running in list(self._running.values()):
+                self._kill(running)
+            self._running.clear()
+
+    def close(self) -> None:
+        for running in list(self._running.values()):
+            self._kill(running)
+        self._running.clear()
+
+    def _start(self, job: Job, slot: int) -> None:
+        receive, send = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_child_main,
+            args=(self._payload, job.arch, job.seed, send),
+            name=f"nasforge-trial-{job.key}",
+            daemon=True,
+        )
+        began = time.perf_counter()
+        process.start()
+        send.close()  # the child holds the only write end: EOF on receive means it is gone
+        deadline = began + self.timeout if self.timeout is not None else None
+        self._running[job.key] = _Running(
+            job, slot, process, receive, time.time(), began, deadline
+        )
+
+    def _collect(self) -> list[tuple[JobResult, int]]:
+        """Wait until at least one running trial is finished, failed or overdue."""
+        now = time.perf_counter()
+        deadlines = [r.deadline for r in self._running.values() if r.deadline is not None]
+        wait_s = max(0.0, min(deadlines) - now) if deadlines else None
+        handles: list[Any] = []
+        for running in self._running.values():
+            handles += [running.conn, running.process.sentinel]
+        wait(handles, timeout=wait_s)
+        done: list[tuple[JobResult, int]] = []
+        for key, running in list(self._running.items()):
+            outcome = self._poll(running)
+            if outcome is None:
+                continue
+            del self._running[key]
+            result = JobResult(key, outcome, running.worker, running.started, time.time())
+            done.append((result, running.slot))
+        return done
+
+    def _poll(self, running: _Running) -> Outcome | None:
+        """The trial's Outcome if it has one now (finished, crashed or overdue), else None."""
+        elapsed = time.perf_counter() - running.began
+        if running.conn.poll():
+            try:
+                outcome = running.conn.recv()
+            except (EOFError, OSError):
+                # The write end closed with no message: the process died before sending.
+                running.process.join(KILL_GRACE_S)
+                return self._crashed(running, elapsed)
+            except Exception as err:  # an Outcome that does not unpickle
+                self._kill(running)
+                return failed(f"unreadable result: {type(err).__name__}: {err}", elapsed)
+            running.conn.close()
+            running.process.join(KILL_GRACE_S)
+            if running.process.exitcode is None:
+                self._kill(running)
+            return outcome
+        if not running.process.is_alive():
+            return self._crashed(running, elapsed)
+        if running.deadline is not None and time.perf_counter() >= running.deadline:
+            self._kill(running)
+            return failed(
+                f"timed out: no result after {self.timeout:g} s; the process was killed",
+                elapsed,
+                reason="timeout",
+            )
+        return None
+
+    def _crashed(self, running: _Running, elapsed: float) -> Outcome:
+        running.conn.close()
+        running.process.join(KILL_GRACE_S)
+        how = _describe_exit(running.process.exitcode)
+        return failed(
+            f"the trial's process {how} before reporting a result",
+            elapsed,
+            reason="crashed",
+            exitcode=running.process.exitcode,
+        )
+
+    def _kill(self, running: _Running) -> None:
+        if running.process.is_alive():
+            running.process.kill()
+        running.process.join(KILL_GRACE_S)
+        running.conn.close()
+
+
+def _preload_modules(evaluator: Evaluator) -> list[str]:
+    """Modules the fork server imports once for every trial: the evaluator's own
+    `preload_modules` (torch, data loaders) and the module that defines its class."""
+    modules = list(getattr(evaluator, "preload_modules", ()))
+    module = type(evaluator).__module__
+    if module != "__main__":
+        modules.append(module)
+    return modules

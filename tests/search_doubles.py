@@ -1,0 +1,99 @@
+"""Test doubles for the search loop's tests: an evaluator that does what its input says,
+and a small deterministic strategy that learns from rewards (imported by child processes
+of the local pool, so they live in a module, not in a test file)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from nasforge.controller.evaluator import FAILED_REWARD, Evaluator, Outcome
+from nasforge.controller.strategy import Proposal, Strategy
+
+
+class ScriptedEvaluator(Evaluator):
+    """The architecture text is a command: `ok R` (reward R), `fail`, `raise`, `hang`,
+    `exit` (os._exit), `segv` (SIGSEGV), `kill` (SIGKILL), `sleep S R`."""
+
+    name = "scripted"
+
+    def evaluate(self, arch: str, *, seed: int = 0) -> Outcome:
+        word, *args = arch.split()
+        if word == "ok":
+            return Outcome(status="ok", reward=float(args[0]), metrics={"seed": seed}, seconds=0.0)
+        if word == "sleep":
+            time.sleep(float(args[0]))
+            return Outcome(status="ok", reward=float(args[1]), seconds=float(args[0]))
+        if word == "fail":
+            return Outcome(status="failed", reward=FAILED_REWARD, error="scripted failure")
+        if word == "raise":
+            raise RuntimeError("scripted bug")
+        if word == "hang":
+            time.sleep(3600)
+        if word == "exit":
+            os._exit(3)
+        if word == "segv":
+            os.kill(os.getpid(), signal.SIGSEGV)
+            time.sleep(60)
+        if word == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(60)
+        raise ValueError(f"unknown script {arch!r}")
+
+
+def hidden_reward(arch: str) -> float:
+    """A deterministic pseudo-random reward in [0, 1) for any text."""
+    return random.Random(arch).random()
+
+
+class HiddenRewardEvaluator(Evaluator):
+    """Rewards each `item N` text with hidden_reward; `item 13` fails."""
+
+    name = "hidden"
+
+    def evaluate(self, arch: str, *, seed: int = 0) -> Outcome:
+        if arch == "item 13":
+            return Outcome(status="failed", reward=FAILED_REWARD, error="unlucky")
+        return Outcome(status="ok", reward=hidden_reward(arch), metrics={"n": arch}, seconds=0.01)
+
+
+class GreedyStrategy(Strategy):
+    """Proposes `item N` for N in [0, size): half the time a random one, half the time a
+    neighbour of the best so far. Deterministic given its seed and state, and its
+    proposals depend on the rewards it was told (so a resume must restore it exactly)."""
+
+    name = "greedy"
+
+    def __init__(self, space: Any = None, *, seed: int = 0, size: int = 40) -> None:
+        self.size = size
+        self.rng = random.Random(seed)
+        self.best: tuple[float, int] = (-1.0, 0)
+        self.told = 0
+
+    def ask(self, n: int) -> list[Proposal]:
+        out = []
+        for _ in range(n):
+            if self.best[0] >= 0 and self.rng.random() < 0.5:
+                k = (self.best[1] + self.rng.choice((-1, 1))) % self.size
+            else:
+                k = self.rng.randrange(self.size)
+            out.append(Proposal(arch=f"item {k}", decisions=(k,)))
+        return out
+
+    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
+        for proposal, reward in zip(proposals, rewards, strict=True):
+            self.best = max(self.best, (reward, proposal.decisions[0]))
+        self.told += len(proposals)
+        return {"best": self.best[0], "told": float(self.told)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.getstate(), "best": self.best, "told": self.told}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.setstate(state["rng"])
+        self.best = tuple(state["best"])  # type: ignore[assignment]
+        self.told = int(state["told"])
