@@ -111,10 +111,11 @@ def rnn_archs(draw: st.DrawFn, bases: tuple[int, ...] = RNN_BASES) -> RnnArch:
 # --- cells ----------------------------------------------------------------------
 
 
-def option_values(option: ops.Option) -> st.SearchStrategy[int | str]:
+def option_values(option: ops.Option, high: int | None = None) -> st.SearchStrategy[int | str]:
+    """Any value of `option`; integers capped at `high` when given."""
     if option.choices:
         return st.sampled_from(option.choices)
-    return st.integers(option.low, option.high)
+    return st.integers(option.low, option.high if high is None else min(high, option.high))
 
 
 @st.composite
@@ -153,7 +154,10 @@ def dense_cells(draw: st.DrawFn, kind: str, skeleton: ops.Skeleton) -> Cell:
 
 
 @st.composite
-def cells_archs(draw: st.DrawFn, skeleton_name: str | None = None) -> CellsArch:
+def cells_archs(
+    draw: st.DrawFn, skeleton_name: str | None = None, max_n: int | None = None
+) -> CellsArch:
+    """Any cells architecture; `max_n` caps the cells per stack (building big ones is slow)."""
     if skeleton_name is None:
         skeleton_name = draw(st.sampled_from(sorted(ops.SKELETONS)))
     skeleton = ops.SKELETONS[skeleton_name]
@@ -162,7 +166,10 @@ def cells_archs(draw: st.DrawFn, skeleton_name: str | None = None) -> CellsArch:
         skeleton=skeleton.name,
         input_shape=draw(input_shapes()),
         classes=draw(class_counts()),
-        options=tuple(Setting(o.name, draw(option_values(o))) for o in skeleton.options),
+        options=tuple(
+            Setting(o.name, draw(option_values(o, max_n if o.name == "n" else None)))
+            for o in skeleton.options
+        ),
         cells=tuple(draw(cell(kind, skeleton)) for kind in skeleton.sections),
     )
 

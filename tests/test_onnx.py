@@ -78,7 +78,7 @@ REDUCED_IMAGENET_SIDE = 64
 
 SMALL_LM = {"vocab_size": 24, "embed_size": 8, "hidden_size": 8}
 RANDOM_PER_FAMILY_SLOW = 20
-RANDOM_PER_FAMILY = RANDOM_PER_FAMILY_SLOW if SLOW else 3
+RANDOM_PER_FAMILY = RANDOM_PER_FAMILY_SLOW if SLOW else 5
 
 
 def _arch(path: Path) -> Arch:
