@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import pytest
 import torch
 from nasforge.controller.baselines import RandomSearch, RegularizedEvolution
+from nasforge.controller.space import load_space
 from nasforge.controller.strategy import Proposal, Strategy, make_strategy
+from nasforge.grammar import parse, to_text
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,20 @@ def test_make_strategy_builds_the_baselines_with_options() -> None:
         RegularizedEvolution(ToySpace(), population=0)
     with pytest.raises(ValueError, match="2 proposals but 1 rewards"):
         evolution.tell(evolution.ask(2), [0.1])
+
+
+@pytest.mark.parametrize("cls", [RandomSearch, RegularizedEvolution])
+def test_proposals_in_the_nb201_space_are_its_architectures(cls: type[Strategy]) -> None:
+    space = load_space("nb201")
+    strategy = cls(space, seed=1)
+    # A reward that prefers conv3x3 everywhere, so evolution mutates toward it.
+    asked = run(strategy, lambda d: sum(x == 3 for x in d) / 6, 60)
+    for proposal in asked:
+        arch = parse(proposal.arch)
+        assert to_text(arch, one_line=True) == proposal.arch
+        assert space.decisions_of(arch) == (proposal.decisions, None)
+        assert proposal.depth is None
+    assert len({p.arch for p in asked}) > 20
 
 
 class _Narrow(ToySpace):
