@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "info": "nasforge.runtime.cli_info:info",
     "train": "nasforge.runtime.cli_train:train_command",
     "export": "nasforge.runtime.cli_export:export_command",
+    "search": "nasforge.runtime.cli_search:search_command",
+    "report": "nasforge.runtime.cli_report:report_command",
 }
 
 EXIT_ERROR = 2  # bad input of any kind; click uses 2 for usage errors too

@@ -13,6 +13,7 @@ dataset stays out of the pickle and is loaded (once per process) where it is use
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,13 @@ class TrainEvaluator(Evaluator):
     # What the local pool's fork server imports once, so each trial's process starts warm.
     preload_modules = (
         "torch",
+        "torch._dynamo",  # the first optimizer imports it: 2 s in every trial otherwise
         "sklearn.datasets",
         "nasforge.runtime.train",
         "nasforge.runtime.data",
         "nasforge.codegen",
         "nasforge.codegen.cost",
+        "nasforge.runtime.trial_warmup",  # builds the parser and template caches
     )
 
     def __init__(
@@ -53,6 +56,7 @@ class TrainEvaluator(Evaluator):
         batch_size: int | None = None,
         max_batches: int | None = None,
         data_seed: int = 0,
+        weights_dir: str | Path | None = None,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be at least 1, not {epochs}")
@@ -64,6 +68,9 @@ class TrainEvaluator(Evaluator):
         self.batch_size = batch_size
         self.max_batches = max_batches  # language models: training chunks per epoch
         self.data_seed = data_seed  # fixes the train/validation split, the same for every child
+        # Where to save each trained child's state_dict (HASH.pt), so the search can
+        # keep its best one's weights (the trial ran in another process); None: nowhere.
+        self.weights_dir = None if weights_dir is None else str(weights_dir)
         self._data: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -138,14 +145,31 @@ class TrainEvaluator(Evaluator):
                 seconds=time.perf_counter() - began,
                 error=str(err),
             )
+        metrics: dict[str, Any] = {"epochs": result.metrics, "device": result.device}
+        if self.weights_dir is not None:
+            metrics["weights"] = self._save_weights(arch, model)
         return Outcome(
             status="ok",
             reward=float(result.reward),
-            metrics={"epochs": result.metrics, "device": result.device},
+            metrics=metrics,
             parameters=counted.params,
             macs=counted.macs,
             seconds=time.perf_counter() - began,
         )
+
+    def _save_weights(self, arch: str, model: Any) -> str:
+        """Save the trained state_dict under weights_dir; its file name."""
+        import torch
+
+        from .store import arch_hash
+
+        folder = Path(self.weights_dir)  # type: ignore[arg-type]
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{arch_hash(arch)[:20]}.pt"
+        partial = folder / f".{name}.{os.getpid()}.part"
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, partial)
+        os.replace(partial, folder / name)  # a killed trial never leaves a torn file
+        return name
 
 
 def _failed(reason: str, message: str, began: float) -> Outcome:
@@ -167,6 +191,7 @@ def make_evaluator(
     threads: int | None = None,
     data_dir: str | Path | None = None,
     table: str | Path | None = None,
+    weights_dir: str | Path | None = None,
 ) -> Evaluator:
     """The evaluator called `name`, built from the search's options; NasforgeError (a clear
     message) when an option it needs is missing or wrong."""
@@ -174,7 +199,12 @@ def make_evaluator(
         if dataset is None:
             raise DataError("the train evaluator needs --dataset (e.g. --dataset digits)")
         evaluator = TrainEvaluator(
-            dataset, epochs=epochs, device=device, threads=threads, data_dir=data_dir
+            dataset,
+            epochs=epochs,
+            device=device,
+            threads=threads,
+            data_dir=data_dir,
+            weights_dir=weights_dir,
         )
         evaluator.check()
         return evaluator

@@ -1,0 +1,46 @@
+"""`nasforge report DIR`: print a search's report and redraw its files, from the store alone.
+
+Works on a finished search, a running one (the store is read while it is written)
+and a killed one. Rewrites DIR/report.md and DIR/rewards.png. Exit 2 when DIR holds
+no search.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .cli import Failure
+
+
+@click.command(short_help="Print a search's report (top-k, improvement) and redraw its plot.")
+@click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--top",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows of the top table.",
+)
+def report_command(out_dir: Path, top: int) -> None:
+    """Report on the search stored in DIR (written by `nasforge search --out DIR`)."""
+    from .cli_search import STORE_FILE
+    from .report import build_report, render, write_report
+    from .search_outputs import read_outputs
+    from .store import StoreError, TrialStore
+
+    path = out_dir / STORE_FILE
+    if not path.is_file():
+        raise Failure(
+            f"{out_dir} holds no search (no {STORE_FILE}); run `nasforge search --out "
+            f"{out_dir} ...` first"
+        )
+    try:
+        with TrialStore.open(path) as store:
+            report = build_report(store, top=top, outputs=read_outputs(out_dir))
+    except StoreError as err:
+        raise Failure(str(err)) from None
+    text_path, plot_path = write_report(out_dir, report)
+    click.echo(render(report), nl=False)
+    click.echo(f"wrote {text_path} and {plot_path}", err=True)

@@ -1,0 +1,377 @@
+"""`nasforge search`: a durable architecture search, its best model and its report in --out.
+
+DIR/search.db is the trial store (runtime/store.py): every trial is committed as it
+finishes and the controller is checkpointed every step, so a search killed at any
+moment continues with `--resume`, losing no trial and repeating none. At the end DIR
+holds best.arch, best_model.py, best_weights.pt (train evaluator), best_model.onnx,
+report.md, rewards.png and summary.json.
+
+Exit status: 0 done; 2 bad input (unknown space, strategy or dataset, a missing
+table, --resume without a search in DIR, DIR holding a different search).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .cli import Failure
+from .data import DATASETS
+from .devices import DEVICE_CHOICES
+from .evaluators import EVALUATORS
+
+STORE_FILE = "search.db"
+STRATEGY_NAMES = ("reinforce", "ppo", "random", "evolution")
+# The config keys that make a search what it is: --resume refuses to continue a store
+# recorded with other values. Others (trials, workers, timeout, device) may change.
+IDENTITY = ("space", "strategy", "evaluator", "dataset", "table", "epochs", "seed", "batch")
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@click.command(short_help="Search a space for the best architecture (durable, resumable).")
+@click.option("--space", required=True, help="A search space name (or a .toml file).")
+@click.option(
+    "--dataset", type=click.Choice(list(DATASETS)), help="The train evaluator's data set."
+)
+@click.option("--trials", required=True, type=click.IntRange(min=1), help="Proposals in all.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Trials evaluated at once, each in its own process.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    help="Architectures per controller update (default: --workers).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the search: its store, best model and report.",
+)
+@click.option("--resume", is_flag=True, help="Continue the search stored in --out.")
+@click.option(
+    "--evaluator",
+    default="train",
+    show_default=True,
+    type=click.Choice(list(EVALUATORS)),
+    help="train: train each child; table: look it up in --table.",
+)
+@click.option(
+    "--table",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The table evaluator's NAS-Bench-201-format CSV.",
+)
+@click.option(
+    "--strategy",
+    default="reinforce",
+    show_default=True,
+    type=click.Choice(STRATEGY_NAMES),
+    help="How architectures are proposed.",
+)
+@click.option(
+    "--epochs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Training epochs per child (train evaluator).",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seeds the strategy and every child's training.",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    metavar="|".join(DEVICE_CHOICES),
+    help="Where children train; auto picks cuda when available.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a trial may take before it is killed and recorded as failed.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads per trial (default: cores / workers).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the data (cifar10, ptb, ptb-char).",
+)
+@click.option(
+    "--executor",
+    "executor_name",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "pool", "inline"]),
+    help="pool: a process per trial (isolation, --timeout); inline: in this process; "
+    "auto: inline for the table evaluator, pool otherwise.",
+)
+@click.option(
+    "--top",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows of the report's top table.",
+)
+@click.option("--no-progress", is_flag=True, help="A line per step instead of a progress bar.")
+def search_command(
+    space: str,
+    dataset: str | None,
+    trials: int,
+    workers: int,
+    batch: int | None,
+    out_dir: Path,
+    resume: bool,
+    evaluator: str,
+    table: Path | None,
+    strategy: str,
+    epochs: int,
+    seed: int,
+    device: str,
+    timeout: float | None,
+    threads: int | None,
+    data_dir: Path | None,
+    executor_name: str,
+    top: int,
+    no_progress: bool,
+) -> None:
+    """Search --space with --strategy, evaluating children with --evaluator."""
+    from nasforge.controller.search import run_search
+    from nasforge.controller.space import load_space
+
+    from .evaluators import TrainEvaluator, make_evaluator
+    from .report import build_report, render, write_report
+    from .search_outputs import WEIGHTS_DIR, WeightsKeeper, write_outputs
+
+    if evaluator == "train" and dataset is None:
+        raise Failure("--evaluator train needs --dataset (e.g. --dataset digits)")
+    if evaluator == "table" and table is None:
+        raise Failure("--evaluator table needs --table PATH (a NAS-Bench-201-format CSV)")
+    if table is not None and not table.is_file():
+        raise Failure(f"--table {table}: no such file")
+    config: dict[str, Any] = {
+        "space": space,
+        "strategy": strategy,
+        "evaluator": evaluator,
+        "dataset": dataset if evaluator == "train" else None,
+        "table": str(table.resolve()) if evaluator == "table" and table else None,
+        "epochs": epochs if evaluator == "train" else None,
+        "seed": seed,
+        "batch": batch,
+        "trials": trials,
+        "workers": workers,
+        "device": device,
+        "timeout": timeout,
+    }
+    search_space = load_space(space)
+    # Everything that can fail on bad input is built before the store exists, so a failed
+    # start leaves no store behind that the next run would call "a search".
+    threads = threads or max(1, _cores() // workers)
+    scorer = make_evaluator(
+        evaluator,
+        dataset=dataset,
+        epochs=epochs,
+        device=device,
+        threads=threads,
+        data_dir=data_dir,
+        table=table,
+        weights_dir=out_dir / WEIGHTS_DIR,
+    )
+    proposer = _make_strategy(strategy, search_space, seed)
+    executor = _make_executor(executor_name, evaluator, scorer, workers, timeout)
+    store = _open_store(out_dir / STORE_FILE, config, resume)
+    try:
+        done = store.count()
+        keeper = WeightsKeeper(out_dir / WEIGHTS_DIR, store.trials())
+        with _Progress(trials, done, keeper, enabled=not no_progress) as progress, executor:
+            result = run_search(
+                proposer,
+                executor,
+                store,
+                trials=trials,
+                batch=config["batch"],
+                seed=seed,
+                on_trial=progress.trial,
+                on_step=progress.step,
+            )
+        if result.resumed_from is not None:
+            click.echo(
+                f"resumed at step {result.resumed_from}: {done} trials were stored "
+                f"({result.reused} of that step reused, not re-run)",
+                err=True,
+            )
+        data = scorer.data() if isinstance(scorer, TrainEvaluator) else None
+        outputs = write_outputs(out_dir, store, data)
+        report = build_report(store, top=top, outputs=outputs)
+        write_report(out_dir, report)
+    finally:
+        store.close()
+    click.echo(render(report))
+    if outputs.get("best_model.onnx", "").startswith("FAILED"):
+        click.echo(
+            f"nasforge: warning: ONNX export of the best model {outputs['best_model.onnx']}",
+            err=True,
+        )
+    click.echo(
+        f"wrote {out_dir}/: best.arch, best_model.py, best_model.onnx, report.md, "
+        f"rewards.png ({result.seconds:.1f} s)",
+        err=True,
+    )
+
+
+def _open_store(path: Path, config: dict[str, Any], resume: bool) -> Any:
+    """The store to write: a new one, or with --resume the one in DIR (same search only).
+
+    Fills in config["batch"] when --batch was not given: --workers for a new search,
+    the stored batch for a resumed one (so resuming with more workers just works)."""
+    from .store import StoreError, TrialStore
+
+    if not resume:
+        config["batch"] = config["batch"] or config["workers"]
+        if path.exists():
+            raise Failure(
+                f"{path.parent} already holds a search ({path.name}); add --resume to continue "
+                "it, or choose another --out"
+            )
+        try:
+            return TrialStore.create(path, config)
+        except StoreError as err:
+            raise Failure(str(err)) from None
+    if not path.is_file():
+        raise Failure(f"--resume: there is no search to resume in {path.parent} (no {path.name})")
+    store = TrialStore.open(path)
+    stored = store.config
+    config["batch"] = config["batch"] or stored.get("batch")  # not given: the stored one
+    differences = [
+        f"--{key} {_show(config.get(key))} (the stored search has {_show(stored.get(key))})"
+        for key in IDENTITY
+        if stored.get(key) != config.get(key)
+    ]
+    if differences:
+        store.close()
+        raise Failure(
+            f"--resume: {path.parent} holds a different search: " + "; ".join(differences)
+        )
+    store.set_config({**stored, **config})
+    return store
+
+
+def _show(value: object) -> str:
+    return "(none)" if value is None else str(value)
+
+
+def _make_strategy(name: str, space: Any, seed: int) -> Any:
+    from nasforge.controller.strategy import make_strategy
+
+    try:
+        return make_strategy(name, space, seed=seed)
+    except ImportError as err:
+        raise Failure(f"--strategy {name} is not available in this install ({err})") from None
+    except ValueError as err:
+        raise Failure(f"--strategy {name}: {err}") from None
+
+
+def _make_executor(
+    name: str, evaluator: str, scorer: Any, workers: int, timeout: float | None
+) -> Any:
+    from .executors import InProcessExecutor, LocalPoolExecutor
+
+    if name == "inline" or (name == "auto" and evaluator == "table"):
+        if timeout is not None:
+            raise Failure("--timeout needs the pool executor (each trial in its own process)")
+        return InProcessExecutor(scorer)
+    return LocalPoolExecutor(scorer, workers, timeout=timeout)
+
+
+class _Progress:
+    """A live progress bar (trials done, best reward, ETA) on a terminal, else a line per step."""
+
+    def __init__(self, total: int, done: int, keeper: Any, *, enabled: bool) -> None:
+        self.total = total
+        self.done = done
+        self.keeper = keeper
+        self.best = keeper.best.reward if keeper.best is not None else None
+        self.live = enabled and sys.stderr.isatty()
+        self.rewards: list[float] = []
+        self.began = time.perf_counter()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.live:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("search"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("best {task.fields[best]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(
+                "search", total=self.total, completed=self.done, best=self._best_text()
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def _best_text(self) -> str:
+        return "-" if self.best is None else f"{self.best:.4f}"
+
+    def trial(self, record: Any) -> None:
+        self.keeper(record)
+        self.done += 1
+        self.rewards.append(record.reward)
+        if record.status == "ok" and (self.best is None or record.reward > self.best):
+            self.best = record.reward
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, best=self._best_text())
+
+    def step(self, step: int, stats: dict[str, float]) -> None:
+        if self.live:
+            return
+        recent = self.rewards[-20:]
+        mean = sum(recent) / len(recent) if recent else float("nan")
+        elapsed = time.perf_counter() - self.began
+        click.echo(
+            f"step {step}: {self.done}/{self.total} trials, best {self._best_text()}, "
+            f"mean of the last {len(recent)} {mean:.4f}, {elapsed:.0f} s",
+            err=True,
+        )

@@ -1,0 +1,195 @@
+"""A search's report, from its store alone: a summary, the top-k table, a reward plot.
+
+`build_report` reads the trials; `render` prints them as text (the same text is
+written to DIR/report.md); `plot_rewards` draws reward over trials to a PNG with
+matplotlib's Agg backend (no display needed). "Improving" is measured plainly:
+the mean reward of the first quarter of the trials against the last quarter
+(repeats count: they are what the controller chose to sample).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .store import TrialRecord, TrialStore
+
+REPORT_FILE = "report.md"
+PLOT_FILE = "rewards.png"
+
+
+@dataclass(frozen=True)
+class Report:
+    config: dict[str, Any]
+    trials: list[TrialRecord]
+    top: list[TrialRecord]  # the best evaluated trials, best first, distinct architectures
+    outputs: dict[str, Any]  # what the search wrote at its end (best files, ONNX status)
+
+    @property
+    def evaluated(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.evaluated]
+
+    @property
+    def failed(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.status == "failed"]
+
+    @property
+    def best(self) -> TrialRecord | None:
+        return self.top[0] if self.top else None
+
+    def quarter_means(self) -> tuple[float, float] | None:
+        """Mean reward of the first and of the last quarter of the trials (None if < 4)."""
+        rewards = [t.reward for t in self.trials]
+        quarter = len(rewards) // 4
+        if quarter == 0:
+            return None
+        return _mean(rewards[:quarter]), _mean(rewards[-quarter:])
+
+
+def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
+    """The evaluated trial with the highest reward (the earliest among equals)."""
+    ok = [t for t in trials if t.status == "ok"]
+    return max(ok, key=lambda t: (t.reward, -t.id)) if ok else None
+
+
+def build_report(
+    store: TrialStore, *, top: int = 10, outputs: dict[str, Any] | None = None
+) -> Report:
+    trials = store.trials()
+    ranked = sorted((t for t in trials if t.status == "ok"), key=lambda t: (-t.reward, t.id))
+    return Report(store.config, trials, ranked[:top], outputs or {})
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def _count(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def _seconds(s: float | None) -> str:
+    return "-" if s is None else f"{s:.1f}"
+
+
+def render(report: Report) -> str:
+    """The report as plain text (Markdown: a heading, a list, a table)."""
+    config = report.config
+    lines = ["# nasforge search report", ""]
+    what = ", ".join(
+        f"{key} {config[key]}"
+        for key in ("space", "strategy", "evaluator", "dataset", "table", "epochs", "seed", "batch")
+        if config.get(key) is not None
+    )
+    lines.append(f"- search: {what}")
+    n = len(report.trials)
+    evaluated = report.evaluated
+    seconds = sum(t.seconds or 0.0 for t in evaluated)
+    lines.append(
+        f"- trials: {n:,} of {config.get('trials', n):,} asked; {len(evaluated):,} distinct "
+        f"architectures evaluated, {n - len(evaluated):,} repeats (not re-evaluated), "
+        f"{len(report.failed):,} failed; evaluation time {seconds:,.1f} s"
+    )
+    quarters = report.quarter_means()
+    if quarters is not None:
+        first, last = quarters
+        trend = "improved" if last > first else "did not improve"
+        lines.append(
+            f"- mean reward, first quarter of the trials {first:.4f} -> last quarter "
+            f"{last:.4f} ({trend}, {last - first:+.4f})"
+        )
+    best = report.best
+    if best is None:
+        lines.append("- best: none (no trial succeeded)")
+    else:
+        lines.append(f"- best: trial {best.id}, reward {best.reward:.6f}: {best.arch}")
+    for key, value in report.outputs.items():
+        lines.append(f"- {key}: {value}")
+    lines += ["", f"## Top {len(report.top)}", ""]
+    if report.top:
+        lines.append(
+            "| rank | trial | reward | parameters | multiply-adds | seconds | architecture |"
+        )
+        lines.append("|---:|---:|---:|---:|---:|---:|---|")
+        for rank, t in enumerate(report.top, start=1):
+            lines.append(
+                f"| {rank} | {t.id} | {t.reward:.6f} | {_count(t.parameters)} | "
+                f"{_count(t.macs)} | {_seconds(t.seconds)} | `{t.arch}` |"
+            )
+    else:
+        lines.append("(no successful trial)")
+    failures = report.failed
+    if failures:
+        lines += ["", f"## Failed trials ({len(failures)})", ""]
+        for t in failures[:10]:
+            lines.append(f"- trial {t.id}: {t.error}")
+        if len(failures) > 10:
+            lines.append(f"- ... and {len(failures) - 10} more (all in the store)")
+    return "\n".join(lines) + "\n"
+
+
+def plot_rewards(report: Report, path: Path) -> Path:
+    """Draw reward over trials (evaluated, repeats, failures, running best, moving mean)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    trials = report.trials
+    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
+    try:
+        groups = {
+            "evaluated": ([t for t in trials if t.status == "ok"], "o", "tab:blue"),
+            "repeat (not re-evaluated)": (
+                [t for t in trials if t.status == "repeat"],
+                ".",
+                "tab:gray",
+            ),
+            "failed": (report.failed, "x", "tab:red"),
+        }
+        for label, (group, marker, colour) in groups.items():
+            if group:
+                axes.scatter(
+                    [t.id for t in group],
+                    [t.reward for t in group],
+                    marker=marker,
+                    s=14,
+                    color=colour,
+                    label=label,
+                    alpha=0.7,
+                )
+        if trials:
+            ids = [t.id for t in trials]
+            best, running = -math.inf, []
+            for t in trials:
+                best = max(best, t.reward)
+                running.append(best)
+            axes.plot(ids, running, color="tab:green", label="best so far")
+            window = max(5, len(trials) // 20)
+            rewards = [t.reward for t in trials]
+            moving = [_mean(rewards[max(0, i - window + 1) : i + 1]) for i in range(len(rewards))]
+            axes.plot(ids, moving, color="tab:orange", label=f"mean of the last {window}")
+        axes.set_xlabel("trial")
+        axes.set_ylabel("reward")
+        config = report.config
+        axes.set_title(
+            f"{config.get('strategy', '?')} on {config.get('space', '?')} "
+            f"({config.get('evaluator', '?')}): reward over trials"
+        )
+        axes.grid(alpha=0.3)
+        if trials:
+            axes.legend(loc="lower right", fontsize=8)
+        figure.tight_layout()
+        figure.savefig(path)
+    finally:
+        plt.close(figure)
+    return path
+
+
+def write_report(out_dir: Path, report: Report) -> tuple[Path, Path]:
+    """Write DIR/report.md and DIR/rewards.png; their paths."""
+    text_path = out_dir / REPORT_FILE
+    text_path.write_text(render(report), encoding="utf-8")
+    return text_path, plot_rewards(report, out_dir / PLOT_FILE)

@@ -1,0 +1,158 @@
+"""What a search leaves in its folder besides the store: the best architecture as a file,
+its generated model, its ONNX export, and the kept weights of the best trial.
+
+The train evaluator saves every trained child's weights under DIR/weights/;
+`WeightsKeeper` deletes each as soon as it is not the best so far, so the folder
+holds one set of weights however long the search runs. A failed ONNX export is
+reported and recorded (summary.json, report.md), never raised: the search itself
+succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .report import best_trial
+from .store import TrialRecord, TrialStore
+
+WEIGHTS_DIR = "weights"
+SUMMARY_FILE = "summary.json"
+BEST_ARCH = "best.arch"
+BEST_MODEL = "best_model.py"
+BEST_ONNX = "best_model.onnx"
+BEST_WEIGHTS = "best_weights.pt"
+
+
+class WeightsKeeper:
+    """Keeps the weights file of the best trial so far under DIR/weights, deletes the rest."""
+
+    def __init__(self, folder: Path, trials: list[TrialRecord]) -> None:
+        self.folder = folder
+        self.best = best_trial(trials)
+
+    def __call__(self, trial: TrialRecord) -> None:
+        name = trial.metrics.get("weights") if trial.status == "ok" else None
+        if not name:
+            return
+        # Strictly better: among equal rewards the earliest trial stays the best.
+        if self.best is None or trial.reward > self.best.reward:
+            previous, self.best = self.best, trial
+            if previous is not None:
+                self._delete(previous)
+        else:
+            self._delete(trial)
+
+    def _delete(self, trial: TrialRecord) -> None:
+        name = trial.metrics.get("weights")
+        if name:
+            (self.folder / str(name)).unlink(missing_ok=True)
+
+
+def write_outputs(out_dir: Path, store: TrialStore, data: Any | None = None) -> dict[str, str]:
+    """Write best.arch, best_model.py, best_weights.pt (when kept) and best_model.onnx for
+    the best trial; what was written, as lines for the report (also in summary.json).
+
+    `data` is the trained-on dataset, when there is one (a language model's vocabulary
+    size is a build argument)."""
+    from nasforge.codegen import generate, load_file
+    from nasforge.grammar import parse, to_text
+
+    best = best_trial(store.trials())
+    outputs: dict[str, str] = {}
+    if best is None:
+        outputs["best files"] = "none written: no trial succeeded"
+        _write_summary(out_dir, None, outputs)
+        return outputs
+    ir = parse(best.arch, f"trial {best.id}")
+    header = f"# The best architecture of this search: trial {best.id}, reward {best.reward:.6f}\n"
+    (out_dir / BEST_ARCH).write_text(header + to_text(ir) + "\n", encoding="utf-8")
+    model_path = out_dir / BEST_MODEL
+    model_path.write_text(generate(ir), encoding="utf-8")
+    outputs[BEST_ARCH] = f"trial {best.id} (canonical text)"
+    outputs[BEST_MODEL] = "generated PyTorch file"
+    weights = _keep_best_weights(out_dir, best)
+    if weights is not None:
+        outputs[BEST_WEIGHTS] = "the best trial's trained state_dict"
+    kwargs: dict[str, Any] = {}
+    if data is not None:
+        from .train import build_kwargs
+
+        kwargs = build_kwargs(ir, data)
+    outputs[BEST_ONNX] = _export(out_dir, ir, load_file(model_path), weights, kwargs)
+    _write_summary(out_dir, best, outputs)
+    return outputs
+
+
+def _keep_best_weights(out_dir: Path, best: TrialRecord) -> Path | None:
+    """Move the best trial's weights to DIR/best_weights.pt and drop DIR/weights/."""
+    folder = out_dir / WEIGHTS_DIR
+    name = best.metrics.get("weights")
+    kept: Path | None = None
+    if name and (folder / str(name)).is_file():
+        kept = out_dir / BEST_WEIGHTS
+        (folder / str(name)).replace(kept)
+    elif (out_dir / BEST_WEIGHTS).is_file():
+        if _recorded_best(out_dir) == best.id:
+            kept = out_dir / BEST_WEIGHTS  # moved there by an earlier end of this search
+        else:
+            (out_dir / BEST_WEIGHTS).unlink()  # an earlier best's: stale
+    if folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
+    return kept
+
+
+def _export(
+    out_dir: Path, ir: Any, module: Any, weights: Path | None, build_kwargs: dict[str, Any]
+) -> str:
+    """Export best_model.onnx; a line saying how, or why not."""
+    path = out_dir / BEST_ONNX
+    try:
+        import torch
+
+        from .onnx_export import export_model
+
+        torch.manual_seed(0)
+        model = module.build_model(**build_kwargs)
+        if weights is not None:
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        report = export_model(model, ir, path)
+    except Exception as err:  # any failure of the export: say so, keep the search's results
+        path.unlink(missing_ok=True)
+        where = traceback.extract_tb(err.__traceback__)[-1:]
+        at = f" (at {Path(where[0].filename).name}:{where[0].lineno})" if where else ""
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return f"FAILED: {type(err).__name__}: {first}{at}"
+    trained = "trained weights" if weights is not None else "untrained (random) weights"
+    return (
+        f"exported with {trained}, onnxruntime max abs diff {report.max_abs_diff:.3g} "
+        f"(opset {report.opset})"
+    )
+
+
+def _write_summary(out_dir: Path, best: TrialRecord | None, outputs: dict[str, str]) -> None:
+    payload: dict[str, Any] = {"outputs": outputs}
+    if best is not None:
+        payload["best"] = {"trial": best.id, "reward": best.reward, "arch": best.arch}
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def _recorded_best(out_dir: Path) -> int | None:
+    try:
+        payload = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+        return int(payload["best"]["trial"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def read_outputs(out_dir: Path) -> dict[str, str]:
+    """The outputs recorded by the end of the search in DIR, if it got there."""
+    try:
+        payload = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    outputs = payload.get("outputs") if isinstance(payload, dict) else None
+    return {str(k): str(v) for k, v in outputs.items()} if isinstance(outputs, dict) else {}
