@@ -136,6 +136,7 @@ def _cores() -> int:
     type=click.IntRange(min=1),
     help="Rows of the report's top table.",
 )
+@click.option("--no-onnx", is_flag=True, help="Do not export best_model.onnx.")
 @click.option("--no-progress", is_flag=True, help="A line per step instead of a progress bar.")
 def search_command(
     space: str,
@@ -156,6 +157,7 @@ def search_command(
     data_dir: Path | None,
     executor_name: str,
     top: int,
+    no_onnx: bool,
     no_progress: bool,
 ) -> None:
     """Search --space with --strategy, evaluating children with --evaluator."""
@@ -186,6 +188,7 @@ def search_command(
         "device": device,
         "timeout": timeout,
     }
+    _check_out(out_dir / STORE_FILE, resume)
     search_space = load_space(space)
     # Everything that can fail on bad input is built before the store exists, so a failed
     # start leaves no store behind that the next run would call "a search".
@@ -224,7 +227,7 @@ def search_command(
                 err=True,
             )
         data = scorer.data() if isinstance(scorer, TrainEvaluator) else None
-        outputs = write_outputs(out_dir, store, data)
+        outputs = write_outputs(out_dir, store, data, onnx=not no_onnx)
         report = build_report(store, top=top, outputs=outputs)
         write_report(out_dir, report)
     finally:
@@ -232,12 +235,14 @@ def search_command(
     click.echo(render(report))
     if outputs.get("best_model.onnx", "").startswith("FAILED"):
         click.echo(
-            f"nasforge: warning: ONNX export of the best model {outputs['best_model.onnx']}",
+            "nasforge: warning: the best model could not be exported to ONNX "
+            f"({outputs['best_model.onnx']}); recorded in {out_dir / 'summary.json'}",
             err=True,
         )
+    written = [name for name in outputs if (out_dir / name).is_file()]
     click.echo(
-        f"wrote {out_dir}/: best.arch, best_model.py, best_model.onnx, report.md, "
-        f"rewards.png ({result.seconds:.1f} s)",
+        f"wrote {out_dir}/: {', '.join([*written, 'report.md', 'rewards.png'])} "
+        f"(search {result.seconds:.1f} s)",
         err=True,
     )
 
@@ -249,19 +254,13 @@ def _open_store(path: Path, config: dict[str, Any], resume: bool) -> Any:
     the stored batch for a resumed one (so resuming with more workers just works)."""
     from .store import StoreError, TrialStore
 
+    _check_out(path, resume)
     if not resume:
         config["batch"] = config["batch"] or config["workers"]
-        if path.exists():
-            raise Failure(
-                f"{path.parent} already holds a search ({path.name}); add --resume to continue "
-                "it, or choose another --out"
-            )
         try:
             return TrialStore.create(path, config)
         except StoreError as err:
             raise Failure(str(err)) from None
-    if not path.is_file():
-        raise Failure(f"--resume: there is no search to resume in {path.parent} (no {path.name})")
     store = TrialStore.open(path)
     stored = store.config
     config["batch"] = config["batch"] or stored.get("batch")  # not given: the stored one
@@ -277,6 +276,17 @@ def _open_store(path: Path, config: dict[str, Any], resume: bool) -> Any:
         )
     store.set_config({**stored, **config})
     return store
+
+
+def _check_out(path: Path, resume: bool) -> None:
+    """A new search needs a folder without a store; --resume needs one with a store."""
+    if not resume and path.exists():
+        raise Failure(
+            f"{path.parent} already holds a search ({path.name}); add --resume to continue "
+            "it, or choose another --out"
+        )
+    if resume and not path.is_file():
+        raise Failure(f"--resume: there is no search to resume in {path.parent} (no {path.name})")
 
 
 def _show(value: object) -> str:

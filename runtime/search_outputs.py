@@ -52,7 +52,9 @@ class WeightsKeeper:
             (self.folder / str(name)).unlink(missing_ok=True)
 
 
-def write_outputs(out_dir: Path, store: TrialStore, data: Any | None = None) -> dict[str, str]:
+def write_outputs(
+    out_dir: Path, store: TrialStore, data: Any | None = None, *, onnx: bool = True
+) -> dict[str, str]:
     """Write best.arch, best_model.py, best_weights.pt (when kept) and best_model.onnx for
     the best trial; what was written, as lines for the report (also in summary.json).
 
@@ -82,7 +84,11 @@ def write_outputs(out_dir: Path, store: TrialStore, data: Any | None = None) -> 
         from .train import build_kwargs
 
         kwargs = build_kwargs(ir, data)
-    outputs[BEST_ONNX] = _export(out_dir, ir, load_file(model_path), weights, kwargs)
+    if onnx:
+        outputs[BEST_ONNX] = _export(out_dir, ir, load_file(model_path), weights, kwargs)
+    else:
+        (out_dir / BEST_ONNX).unlink(missing_ok=True)  # an earlier best's, if any
+        outputs[BEST_ONNX] = "not exported (--no-onnx)"
     _write_summary(out_dir, best, outputs)
     return outputs
 
