@@ -29,7 +29,17 @@ STORE_FILE = "search.db"
 STRATEGY_NAMES = ("reinforce", "ppo", "random", "evolution")
 # The config keys that make a search what it is: --resume refuses to continue a store
 # recorded with other values. Others (trials, workers, timeout, device) may change.
-IDENTITY = ("space", "strategy", "evaluator", "dataset", "table", "epochs", "seed", "batch")
+IDENTITY = (
+    "space",
+    "strategy",
+    "options",
+    "evaluator",
+    "dataset",
+    "table",
+    "epochs",
+    "seed",
+    "batch",
+)
 
 
 def _cores() -> int:
@@ -83,6 +93,13 @@ def _cores() -> int:
     show_default=True,
     type=click.Choice(STRATEGY_NAMES),
     help="How architectures are proposed.",
+)
+@click.option(
+    "--option",
+    "strategy_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A strategy option (repeatable), e.g. lr=0.01, entropy_weight=0.001, population=10.",
 )
 @click.option(
     "--epochs",
@@ -149,6 +166,7 @@ def search_command(
     evaluator: str,
     table: Path | None,
     strategy: str,
+    strategy_options: tuple[str, ...],
     epochs: int,
     seed: int,
     device: str,
@@ -174,9 +192,11 @@ def search_command(
         raise Failure("--evaluator table needs --table PATH (a NAS-Bench-201-format CSV)")
     if table is not None and not table.is_file():
         raise Failure(f"--table {table}: no such file")
+    options = _parse_options(strategy_options)
     config: dict[str, Any] = {
         "space": space,
         "strategy": strategy,
+        "options": options,
         "evaluator": evaluator,
         "dataset": dataset if evaluator == "train" else None,
         "table": str(table.resolve()) if evaluator == "table" and table else None,
@@ -203,7 +223,7 @@ def search_command(
         table=table,
         weights_dir=out_dir / WEIGHTS_DIR,
     )
-    proposer = _make_strategy(strategy, search_space, seed)
+    proposer = _make_strategy(strategy, search_space, seed, options)
     executor = _make_executor(executor_name, evaluator, scorer, workers, timeout)
     store = _open_store(out_dir / STORE_FILE, config, resume)
     try:
@@ -278,6 +298,30 @@ def _open_store(path: Path, config: dict[str, Any], resume: bool) -> Any:
     return store
 
 
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """--option KEY=VALUE pairs -> keyword arguments (values: true/false, numbers, none)."""
+    import ast
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or not key.isidentifier():
+            raise Failure(f"--option {pair!r}: expected KEY=VALUE, such as lr=0.01")
+        words = {"true": True, "false": False, "none": None}
+        if raw.lower() in words:
+            options[key] = words[raw.lower()]
+            continue
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise Failure(f"--option {pair!r}: the value must be a number, true, false or none")
+        options[key] = value
+    return options
+
+
 def _check_out(path: Path, resume: bool) -> None:
     """A new search needs a folder without a store; --resume needs one with a store."""
     if not resume and path.exists():
@@ -293,13 +337,15 @@ def _show(value: object) -> str:
     return "(none)" if value is None else str(value)
 
 
-def _make_strategy(name: str, space: Any, seed: int) -> Any:
+def _make_strategy(name: str, space: Any, seed: int, options: dict[str, Any]) -> Any:
     from nasforge.controller.strategy import make_strategy
 
     try:
-        return make_strategy(name, space, seed=seed)
+        return make_strategy(name, space, seed=seed, **options)
     except ImportError as err:
         raise Failure(f"--strategy {name} is not available in this install ({err})") from None
+    except TypeError as err:  # an option the strategy does not take
+        raise Failure(f"--strategy {name}: bad --option: {err}") from None
     except ValueError as err:
         raise Failure(f"--strategy {name}: {err}") from None
 

@@ -90,7 +90,7 @@ def render(report: Report) -> str:
     lines.append(
         f"- trials: {n:,} of {config.get('trials', n):,} asked; {len(evaluated):,} distinct "
         f"architectures evaluated, {n - len(evaluated):,} repeats (not re-evaluated), "
-        f"{len(report.failed):,} failed; evaluation time {seconds:,.1f} s"
+        f"{len(report.failed):,} failed; evaluation time {seconds:,.1f} s (summed over trials)"
     )
     quarters = report.quarter_means()
     if quarters is not None:

@@ -111,6 +111,8 @@ def test_resume_with_more_trials_extends_the_search(table: Path, tmp_path: Path)
         (["--space", "digits"], "--evaluator train needs --dataset"),
         (["--space", "digits", "--dataset", "cifar10"], "cifar10 needs --data-dir"),
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--resume"], "--resume: there is no search to resume in "),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--option", "lr"], "--option 'lr': expected KEY=VALUE"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--strategy", "random", "--option", "lr=0.1"], "--strategy random: bad --option: "),
     ],
 )
 def test_bad_input_exits_2_with_a_message(
