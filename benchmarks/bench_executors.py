@@ -2,9 +2,12 @@
 
 Runs N trivial trials (an evaluator that returns at once) through each executor and
 reports wall time per trial; with --table CSV also the table evaluator, whose pickled
-state (the whole table) travels to every trial's process. Usage:
+state (the whole table) travels to every trial's process; with --train K, K children of
+the `digits` space trained 1 epoch on digits (1 thread), in-process and in a pool of one
+worker, so the difference is what a process per trial costs a real trial. Usage:
 
     .venv/bin/python benchmarks/bench_executors.py [--trials 100] [--workers 2] [--table CSV]
+        [--train 8]
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--table", help="a NAS-Bench-201-format CSV")
+    parser.add_argument("--train", type=int, default=0, help="digits children to train")
     args = parser.parse_args()
     cases: list[tuple[str, Evaluator, list[str]]] = [
         ("instant", Instant(), [f"arch {i}" for i in range(args.trials)])
@@ -51,15 +55,24 @@ def main() -> None:
             space.to_text([(i // 5**k) % 5 for k in range(6)]) for i in range(args.trials)
         ]
         cases.append(("table", TableEvaluator(args.table), archs))
+    if args.train:
+        from nasforge.controller.baselines import RandomSearch
+        from nasforge.controller.space import load_space
+        from nasforge.runtime.evaluators import TrainEvaluator
+
+        proposals = RandomSearch(load_space("digits"), seed=0).ask(args.train)
+        trainer = TrainEvaluator("digits", epochs=1, device="cpu", threads=1)
+        cases.append(("train (digits, 1 epoch)", trainer, [p.arch for p in proposals]))
     for name, evaluator, archs in cases:
+        workers = 1 if name.startswith("train") else args.workers
         inline = per_trial(InProcessExecutor(evaluator), archs)
-        pool = LocalPoolExecutor(evaluator, args.workers)
-        per_trial(pool, archs[: args.workers])  # start the fork server (its preload) first
+        pool = LocalPoolExecutor(evaluator, workers)
+        per_trial(pool, archs[:workers])  # start the fork server (its preload) first
         pooled = per_trial(pool, archs)
         print(
-            f"{name}: in-process {inline * 1e3:.2f} ms/trial; pool of {args.workers} "
-            f"({pool.start_method}) {pooled * 1e3:.1f} ms/trial, i.e. "
-            f"{pooled * args.workers * 1e3:.1f} ms of overhead per trial per worker"
+            f"{name}: in-process {inline * 1e3:.1f} ms/trial; pool of {workers} "
+            f"({pool.start_method}) {pooled * 1e3:.1f} ms/trial: "
+            f"{(pooled * workers - inline) * 1e3:.1f} ms more per trial and worker"
         )
 
 

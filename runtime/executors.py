@@ -134,6 +134,9 @@ def _exit_when_orphaned(parent: int) -> None:
 
 def _child_main(payload: bytes, arch: str, seed: int, conn: Connection) -> None:
     """A trial's process: unpickle the evaluator, evaluate, send the Outcome back."""
+    # Ctrl-C reaches the whole process group; the search process decides what happens to
+    # its trials (it kills them), so a child does not die with a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_when_orphaned(os.getppid())
     began = time.perf_counter()
     try:

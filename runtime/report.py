@@ -88,7 +88,7 @@ def render(report: Report) -> str:
     evaluated = report.evaluated
     seconds = sum(t.seconds or 0.0 for t in evaluated)
     lines.append(
-        f"- trials: {n:,} of {config.get('trials', n):,} asked; {len(evaluated):,} distinct "
+        f"- trials: {n:,} of {config.get('trials', n):,}; {len(evaluated):,} distinct "
         f"architectures evaluated, {n - len(evaluated):,} repeats (not re-evaluated), "
         f"{len(report.failed):,} failed; evaluation time {seconds:,.1f} s (summed over trials)"
     )
