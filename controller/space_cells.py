@@ -17,6 +17,7 @@ fixed by the space file, not searched.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 from nasforge.grammar import limits, ops, validate
 from nasforge.grammar.ir import Arch, Cell, CellNode, CellsArch, Edge, Ref, Setting
@@ -122,6 +123,10 @@ class CellsSpace(Space):
             slots.append(Slot(f"{prefix}.combine", "choice", self.combines))
         return slots
 
+    @cached_property
+    def _by_name(self) -> dict[str, Slot]:
+        return {slot.name: slot for slot in self.slots()}
+
     def _numbers(self) -> range:
         return range(self.first, self.first + self.nodes)
 
@@ -206,8 +211,8 @@ class CellsSpace(Space):
                 cell.nodes[-1].pos if cell.nodes else cell.pos,
             )
         decisions: list[int] = []
+        slots = self._by_name
         for node in cell.nodes:
-            slots = {slot.name: slot for slot in self._node_slots(cell.kind, node.index)}
             prefix = f"{cell.kind}.S{node.index}"
             if not self.dense and len(node.edges) != self.edges:
                 raise self.mismatch(

@@ -115,24 +115,28 @@ class CnnSpace(Space):
     # --- decisions -> architecture ----------------------------------------------------
 
     def to_arch(self, decisions: Sequence[int], depth: int | None = None) -> Arch:
-        slots = self.check_decisions(decisions, depth)
-        by_name = {slot.name: int(value) for slot, value in zip(slots, decisions, strict=True)}
+        self.check_decisions(decisions, depth)
         count = self.check_depth(depth)
         assert count is not None
+        values = [int(v) for v in decisions]
+        searched = [f for f in FIELDS if len(self.choices[f]) > 1]
+        position = 0  # walks the sequence in slot order: anchors, then the searched fields
         layers = []
         for index in range(1, count + 1):
-            label = {
-                field: self.choices[field][by_name.get(f"L{index}.{field}", 0)] for field in FIELDS
-            }
-            inputs = tuple(Ref(j) for j in range(1, index) if by_name[f"L{index}.anchor.L{j}"])
+            anchors = values[position : position + index - 1]
+            position += index - 1
+            inputs = tuple(Ref(j) for j, on in enumerate(anchors, start=1) if on)
+            label = {field: self.choices[field][0] for field in FIELDS}
+            for field in searched:
+                label[field] = self.choices[field][values[position]]
+                position += 1
             kernel = (int(label["kernel_h"]), int(label["kernel_w"]))
             stride = (int(label["stride_h"]), int(label["stride_w"]))
-            if label["filters"].startswith("n"):
-                layer = Layer(
-                    index, "conv", kernel, stride, int(label["filters"][1:]), inputs=inputs
-                )
-            else:
-                layer = Layer(index, label["filters"], kernel, stride, None, inputs=inputs)
+            filters = label["filters"]
+            if filters.startswith("n"):
+                layer = Layer(index, "conv", kernel, stride, int(filters[1:]), inputs=inputs)
+            else:  # a pooling choice keeps its input's channels
+                layer = Layer(index, filters, kernel, stride, None, inputs=inputs)
             layers.append(layer)
         return validate(CnnArch(self.input_shape, self.classes, tuple(layers)))
 

@@ -1,0 +1,263 @@
+"""REINFORCE and PPO over the LSTM policy: the search strategies that learn.
+
+REINFORCE (Williams 1992, as the NAS paper uses it, §3.2): after the rewards
+of m proposals come back, one gradient step on
+    -mean_k (R_k - b) log p(a_k) - entropy_weight * mean_k H_k,
+where b is an exponential moving average of earlier batches' mean rewards
+(the first batch's mean starts it). PPO (Schulman et al. 2017, as NASNet
+uses it): a few epochs of the clipped objective over the same batch.
+
+All randomness comes from the strategy's own torch.Generator (seeded by
+`seed`), never from global RNGs, so `state_dict()` (weights, optimizer,
+baseline, schedule position, sample count, generator state) restores the
+exact sequence of proposals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .policy import LSTMPolicy, Rollout
+from .space import Space
+from .strategy import Proposal, Strategy
+
+
+class Reinforce(Strategy):
+    """The NAS paper's controller: an LSTM policy trained with REINFORCE.
+
+    Options (all keyword arguments of the constructor; the batch size m is
+    `ask(n)`'s n, one update per `tell`):
+
+    - lr (6e-4): Adam learning rate.
+    - hidden (35), layers (2), init_range (0.08): the LSTM's size and its
+      uniform initialisation range.
+    - entropy_weight (1e-4): weight of the entropy bonus (higher explores more).
+    - baseline_decay (0.95): b <- decay * b + (1 - decay) * mean reward of a tell.
+    - advantage_norm (False): divide the advantages R - b by their standard
+      deviation within the batch (scale-free rewards).
+    - temperature (1.0), tanh_constant (None): logits / temperature, and
+      c * tanh(logits / c) when tanh_constant is c.
+    - grad_clip (None): clip the gradient norm to this value.
+    - depth (None): sample this many layers always (cnn spaces), instead of
+      the space's schedule; depth_start, depth_step, depth_every, max_depth
+      override the schedule's fields (start at depth_start layers, add
+      depth_step every depth_every samples, up to max_depth).
+    """
+
+    name = "reinforce"
+
+    def __init__(
+        self,
+        space: Space,
+        *,
+        seed: int = 0,
+        lr: float = 6e-4,
+        hidden: int = 35,
+        layers: int = 2,
+        init_range: float = 0.08,
+        entropy_weight: float = 1e-4,
+        baseline_decay: float = 0.95,
+        advantage_norm: bool = False,
+        temperature: float = 1.0,
+        tanh_constant: float | None = None,
+        grad_clip: float | None = None,
+        depth: int | None = None,
+        depth_start: int | None = None,
+        depth_step: int | None = None,
+        depth_every: int | None = None,
+        max_depth: int | None = None,
+    ) -> None:
+        schedule = {
+            "start": depth_start,
+            "step": depth_step,
+            "every": depth_every,
+            "max_depth": max_depth,
+        }
+        if any(v is not None for v in schedule.values()):
+            space = space.with_schedule(**schedule)
+        self.space = space
+        self.fixed_depth = space.check_depth(depth) if depth is not None else None
+        # The weights are drawn from a generator of their own, so building a
+        # controller neither reads nor disturbs torch's global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.policy = LSTMPolicy(
+                space,
+                hidden=hidden,
+                layers=layers,
+                init_range=init_range,
+                temperature=temperature,
+                tanh_constant=tanh_constant,
+            )
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.entropy_weight = entropy_weight
+        self.baseline_decay = baseline_decay
+        self.advantage_norm = advantage_norm
+        self.grad_clip = grad_clip
+        self.baseline: float | None = None
+        self.samples = 0  # proposals handed out: the depth schedule's clock
+        self.updates = 0
+        self.last_log_probs: Tensor | None = None  # of the latest ask, for checks and logs
+
+    # --- asking -----------------------------------------------------------------------
+
+    def depth(self) -> int | None:
+        """The depth the next ask samples at."""
+        if self.fixed_depth is not None:
+            return self.fixed_depth
+        return self.space.depth_at(self.samples)
+
+    def sample(self, n: int, depth: int | None = None) -> Rollout:
+        """Draw n decision sequences at `depth` (default: the schedule's) without counting them."""
+        return self.policy.sample(n, depth if depth is not None else self.depth(), self.generator)
+
+    def ask(self, n: int, *, depth: int | None = None) -> list[Proposal]:
+        """The next n proposals, at the schedule's depth unless `depth` says otherwise."""
+        depth = self.depth() if depth is None else self.space.check_depth(depth)
+        rollout = self.policy.sample(n, depth, self.generator)
+        self.samples += n
+        self.last_log_probs = rollout.log_prob
+        rows = rollout.decisions.tolist()
+        return [Proposal(self.space.to_text(row, depth), tuple(row), depth) for row in rows]
+
+    def log_prob(self, decisions: Sequence[int], depth: int | None = None) -> float:
+        """The policy's log-probability of one decision sequence (e.g. from decisions_of)."""
+        return float(self.log_probs([decisions], depth)[0])
+
+    def log_probs(self, decisions: Sequence[Sequence[int]], depth: int | None = None) -> Tensor:
+        """Log-probabilities of several decision sequences of the same depth."""
+        depth = self.space.check_depth(depth)
+        width = len(self.space.slots(depth))
+        table = torch.tensor([list(d) for d in decisions], dtype=torch.long).reshape(-1, width)
+        with torch.no_grad():
+            return self.policy.score(table, depth).log_prob
+
+    # --- learning -----------------------------------------------------------------------
+
+    def _score(self, proposals: Sequence[Proposal]) -> tuple[Tensor, Tensor]:
+        """Log-probabilities and entropies (with gradient) of proposals, in their order."""
+        log_prob = torch.zeros(len(proposals))
+        entropy = torch.zeros(len(proposals))
+        by_depth: dict[int | None, list[int]] = {}
+        for i, proposal in enumerate(proposals):
+            by_depth.setdefault(proposal.depth, []).append(i)
+        for depth, rows in by_depth.items():
+            table = torch.tensor([proposals[i].decisions for i in rows], dtype=torch.long)
+            rollout = self.policy.score(table, depth)
+            index = torch.tensor(rows)
+            log_prob = log_prob.index_put((index,), rollout.log_prob)
+            entropy = entropy.index_put((index,), rollout.entropy)
+        return log_prob, entropy
+
+    def _advantages(self, rewards: Tensor) -> Tensor:
+        mean = float(rewards.mean())
+        if self.baseline is None:
+            self.baseline = mean
+        advantages = rewards - self.baseline
+        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean
+        if self.advantage_norm and len(rewards) > 1:
+            advantages = advantages / (rewards.std() + 1e-8)
+        return advantages
+
+    def _step(self, loss: Tensor) -> float:
+        self.optimizer.zero_grad()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.policy.parameters(), self.grad_clip if self.grad_clip else float("inf")
+        )
+        self.optimizer.step()
+        return float(norm)
+
+    def _rewards(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> Tensor:
+        if len(proposals) != len(rewards):
+            raise ValueError(f"{len(proposals)} proposals but {len(rewards)} rewards")
+        if not proposals:
+            raise ValueError("tell needs at least one proposal")
+        return torch.tensor([float(r) for r in rewards])
+
+    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
+        reward = self._rewards(proposals, rewards)
+        advantages = self._advantages(reward)
+        log_prob, entropy = self._score(proposals)
+        loss = -(advantages * log_prob).mean() - self.entropy_weight * entropy.mean()
+        norm = self._step(loss)
+        self.updates += 1
+        return {
+            "loss": float(loss.detach()),
+            "baseline": float(self.baseline or 0.0),
+            "entropy": float(entropy.detach().mean()),
+            "reward_mean": float(reward.mean()),
+            "grad_norm": norm,
+        }
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "baseline": self.baseline,
+            "samples": self.samples,
+            "updates": self.updates,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        baseline = state["baseline"]
+        self.baseline = None if baseline is None else float(baseline)
+        self.samples = int(state["samples"])
+        self.updates = int(state["updates"])
+        self.generator.set_state(state["generator"])
+
+
+class PPO(Reinforce):
+    """The controller trained with PPO's clipped objective (NASNet's choice).
+
+    Options: those of Reinforce, plus
+    - clip (0.2): the ratio p_new / p_old is clipped to [1 - clip, 1 + clip].
+    - epochs (4): passes over each told batch.
+
+    p_old is the policy as it stands when `tell` is called, i.e. the one that
+    sampled the batch when the loop tells each batch before asking the next.
+    """
+
+    name = "ppo"
+
+    def __init__(
+        self, space: Space, *, seed: int = 0, clip: float = 0.2, epochs: int = 4, **options: Any
+    ) -> None:
+        super().__init__(space, seed=seed, **options)
+        if clip <= 0 or epochs < 1:
+            raise ValueError("PPO needs clip > 0 and epochs >= 1")
+        self.clip = clip
+        self.epochs = epochs
+
+    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
+        reward = self._rewards(proposals, rewards)
+        advantages = self._advantages(reward)
+        with torch.no_grad():
+            old, _ = self._score(proposals)
+        stats: dict[str, float] = {}
+        for _ in range(self.epochs):
+            log_prob, entropy = self._score(proposals)
+            ratio = torch.exp(log_prob - old)
+            clipped = torch.clamp(ratio, 1 - self.clip, 1 + self.clip)
+            objective = torch.minimum(ratio * advantages, clipped * advantages)
+            loss = -objective.mean() - self.entropy_weight * entropy.mean()
+            norm = self._step(loss)
+            stats = {
+                "loss": float(loss.detach()),
+                "entropy": float(entropy.detach().mean()),
+                "ratio_max": float(ratio.detach().max()),
+                "grad_norm": norm,
+            }
+        self.updates += 1
+        stats.update(baseline=float(self.baseline or 0.0), reward_mean=float(reward.mean()))
+        return stats
