@@ -62,9 +62,12 @@ def main() -> None:
 
         proposals = RandomSearch(load_space("digits"), seed=0).ask(args.train)
         trainer = TrainEvaluator("digits", epochs=1, device="cpu", threads=1)
-        cases.append(("train (digits, 1 epoch)", trainer, [p.arch for p in proposals]))
+        # First: a process has one fork server, and only the first pool's evaluator
+        # decides what it preloads (torch, here).
+        cases.insert(0, ("train (digits, 1 epoch)", trainer, [p.arch for p in proposals]))
     for name, evaluator, archs in cases:
         workers = 1 if name.startswith("train") else args.workers
+        per_trial(InProcessExecutor(evaluator), archs[:1])  # first-use imports and caches
         inline = per_trial(InProcessExecutor(evaluator), archs)
         pool = LocalPoolExecutor(evaluator, workers)
         per_trial(pool, archs[:workers])  # start the fork server (its preload) first

@@ -12,7 +12,10 @@ The pool uses the `forkserver` start method where there is one (Linux, macOS) an
 `spawn` elsewhere, never plain `fork`: forking a process that has run torch (OpenMP
 and CUDA threads) can deadlock the child. The fork server imports torch and the
 evaluator's modules once (`preload_modules`), so each trial's process is a cheap
-fork of a process that has already paid for the imports.
+fork of a process that has already paid for the imports. A Python process has one
+fork server, started by its first pool: later pools with other evaluators still work,
+but their children import what the server did not preload (`nasforge search` makes
+one pool per process).
 """
 
 from __future__ import annotations
