@@ -10,7 +10,7 @@ import pytest
 from nasforge.controller.search import SearchError, run_search
 from nasforge.runtime.executors import InProcessExecutor, Job, JobResult
 from nasforge.runtime.store import TrialStore, load_state
-from search_doubles import GreedyStrategy, HiddenRewardEvaluator, hidden_reward
+from search_doubles import GreedyStrategy, HiddenRewardEvaluator, hidden_reward, write_nb201_table
 
 CONFIG = {"strategy": "greedy", "seed": 3}
 
@@ -168,3 +168,54 @@ def test_a_strategy_that_proposes_differently_after_restore_is_caught(tmp_path: 
             Forgetful(seed=99), InProcessExecutor(HiddenRewardEvaluator()), store,
             trials=30, batch=4,
         )
+
+
+@pytest.fixture(scope="module")
+def nb201_table(tmp_path_factory: pytest.TempPathFactory) -> object:
+    from nasforge.controller.table import TableEvaluator
+
+    return TableEvaluator(write_nb201_table(tmp_path_factory.mktemp("t") / "nb201.csv"))
+
+
+@pytest.mark.parametrize("name", ["reinforce", "ppo", "evolution", "random"])
+def test_every_strategy_resumes_to_the_uninterrupted_sequence(
+    tmp_path: Path, name: str, nb201_table: object, request: pytest.FixtureRequest
+) -> None:
+    """The real strategies through the store: torch.save'd state (LSTM weights, Adam,
+    baseline, generator) restored from the checkpoint BLOB proposes the same batches."""
+    import torch
+    from nasforge.controller.space import load_space
+    from nasforge.controller.strategy import make_strategy
+
+    space = load_space("nb201")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as `nasforge search` runs its controller
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+
+    def run(path: Path, executor: InProcessExecutor) -> None:
+        store = TrialStore.open(path) if path.exists() else TrialStore.create(path, CONFIG)
+        try:
+            run_search(make_strategy(name, space, seed=1), executor, store, trials=40, batch=6)
+        finally:
+            store.close()
+
+    class Dying(InProcessExecutor):
+        def __init__(self, budget: int) -> None:
+            super().__init__(nb201_table)  # type: ignore[arg-type]
+            self.budget = budget
+
+        def run(self, jobs: Sequence[Job]) -> Iterator[JobResult]:
+            for result in super().run(jobs):
+                if self.budget == 0:
+                    raise Crash
+                self.budget -= 1
+                yield result
+
+    run(tmp_path / "ref.db", InProcessExecutor(nb201_table))  # type: ignore[arg-type]
+    for budget in (3, 11, 17):  # three crashes, each mid-step, then the rest
+        with pytest.raises(Crash):
+            run(tmp_path / "crashed.db", Dying(budget))
+    run(tmp_path / "crashed.db", InProcessExecutor(nb201_table))  # type: ignore[arg-type]
+    with TrialStore.open(tmp_path / "ref.db") as ref, TrialStore.open(tmp_path / "crashed.db") as got:
+        assert summary(got) == summary(ref)
+        assert len(summary(got)) == 40
