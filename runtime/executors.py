@@ -13,9 +13,9 @@ The pool uses the `forkserver` start method where there is one (Linux, macOS) an
 and CUDA threads) can deadlock the child. The fork server imports torch and the
 evaluator's modules once (`preload_modules`), so each trial's process is a cheap
 fork of a process that has already paid for the imports. A Python process has one
-fork server, started by its first pool: later pools with other evaluators still work,
-but their children import what the server did not preload (`nasforge search` makes
-one pool per process).
+fork server; a pool whose evaluator needs modules the running server did not preload
+restarts it with the union (only between batches: trials still running from another
+pool would lose their parent and end).
 """
 
 from __future__ import annotations
@@ -206,8 +206,9 @@ class LocalPoolExecutor(Executor):
         self.start_method = start_method or default_start_method()
         self._context = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
-            modules = ["nasforge.controller.evaluator", *_preload_modules(evaluator)]
-            self._context.set_forkserver_preload(modules)
+            _prepare_forkserver(
+                self._context, ["nasforge.controller.evaluator", *_preload_modules(evaluator)]
+            )
         self._payload = pickle.dumps(evaluator)
         self._running: dict[int, _Running] = {}
 
@@ -312,6 +313,34 @@ class LocalPoolExecutor(Executor):
             running.process.kill()
         running.process.join(KILL_GRACE_S)
         running.conn.close()
+
+
+_server_preload: frozenset[str] | None = None  # what this process's fork server preloads
+
+
+def _prepare_forkserver(context: Any, modules: list[str]) -> None:
+    """Make the fork server (started at the next process start) preload `modules`.
+
+    A server already running without them is stopped first: otherwise every trial would
+    import torch itself (seconds each). Stopping uses multiprocessing's own `_stop`;
+    where a Python lacks it, the running server is kept (slower trials, same results).
+    """
+    global _server_preload
+    from multiprocessing import forkserver
+
+    wanted = frozenset(modules)
+    server = forkserver._forkserver
+    running = getattr(server, "_forkserver_pid", None) is not None
+    if running:
+        if _server_preload is not None and wanted <= _server_preload:
+            return
+        stop = getattr(server, "_stop", None)
+        if stop is None:
+            return
+        stop()
+    union = wanted | (_server_preload or frozenset())
+    context.set_forkserver_preload(sorted(union))
+    _server_preload = union
 
 
 def _preload_modules(evaluator: Evaluator) -> list[str]:
