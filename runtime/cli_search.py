@@ -6,8 +6,9 @@ moment continues with `--resume`, losing no trial and repeating none. At the end
 holds best.arch, best_model.py, best_weights.pt (train evaluator), best_model.onnx,
 report.md, rewards.png and summary.json.
 
-Exit status: 0 done; 2 bad input (unknown space, strategy or dataset, a missing
-table, --resume without a search in DIR, DIR holding a different search).
+Exit status: 0 done; 130 interrupted (Ctrl-C; --resume continues); 2 bad input
+(unknown space, strategy or dataset, a missing table, --resume without a search in
+DIR, DIR holding a different search).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .devices import DEVICE_CHOICES
 from .evaluators import EVALUATORS
 
 STORE_FILE = "search.db"
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 STRATEGY_NAMES = ("reinforce", "ppo", "random", "evolution")
 # The config keys that make a search what it is: --resume refuses to continue a store
 # recorded with other values. Others (trials, workers, timeout, device) may change.
@@ -235,17 +237,25 @@ def search_command(
     try:
         done = store.count()
         keeper = WeightsKeeper(out_dir / WEIGHTS_DIR, store.trials())
-        with _Progress(trials, done, keeper, enabled=not no_progress) as progress, executor:
-            result = run_search(
-                proposer,
-                executor,
-                store,
-                trials=trials,
-                batch=config["batch"],
-                seed=seed,
-                on_trial=progress.trial,
-                on_step=progress.step,
+        try:
+            with _Progress(trials, done, keeper, enabled=not no_progress) as progress, executor:
+                result = run_search(
+                    proposer,
+                    executor,
+                    store,
+                    trials=trials,
+                    batch=config["batch"],
+                    seed=seed,
+                    on_trial=progress.trial,
+                    on_step=progress.step,
+                )
+        except KeyboardInterrupt:
+            click.echo(
+                f"nasforge: interrupted; {store.count()} trials are stored in {store.path}: "
+                "run the same command with --resume to continue",
+                err=True,
             )
+            raise SystemExit(EXIT_INTERRUPTED) from None
         if result.resumed_from is not None:
             click.echo(
                 f"resumed at step {result.resumed_from}: {done} trials were stored "
