@@ -271,8 +271,8 @@ def test_ppo_learns_too() -> None:
     assert _best_within(PPO(space, seed=7, **options), reward, LEARNING_SAMPLES) >= 0.9
 
 
-def test_reinforce_learns_at_the_papers_learning_rate_direction() -> None:
-    """With the paper's default options the mean reward of a batch goes up, not down."""
+def test_mean_reward_rises_with_default_options() -> None:
+    """Default options but a 10x learning rate: the mean reward of a batch goes up."""
     space = load_space("nb201")
     reward = _hidden_target_reward(space, 3)
     controller = Reinforce(space, seed=3, lr=6e-3)
