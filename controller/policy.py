@@ -142,7 +142,7 @@ class LSTMPolicy(nn.Module):
     def _logits(self, raw: Tensor) -> Tensor:
         if self.tanh_constant is not None:
             raw = self.tanh_constant * torch.tanh(raw / self.tanh_constant)
-        return raw / self.temperature
+        return raw if self.temperature == 1.0 else raw / self.temperature
 
     def _run(
         self,
@@ -173,16 +173,17 @@ class LSTMPolicy(nn.Module):
                 lo, hi = step.offset, step.offset + step.count
                 raw = functional.linear(out, self.head_weight[lo:hi], self.head_bias[lo:hi])
                 log_p = torch.log_softmax(self._logits(raw), dim=-1)
+                p = log_p.exp()
                 if given is None:
                     assert generator is not None
                     u = torch.rand(batch, 1, generator=generator)
-                    cdf = log_p.exp().cumsum(-1)
+                    cdf = p.cumsum(-1)
                     choice = (cdf < u).sum(-1).clamp(max=step.count - 1)
                 else:
                     choice = given[:, step.slot]
                 columns[step.slot] = choice
                 log_prob = log_prob + log_p.gather(1, choice[:, None]).squeeze(1)
-                entropy = entropy - (log_p.exp() * log_p).sum(-1)
+                entropy = entropy - (p * log_p).sum(-1)
                 x = self.embedding[lo + choice]
                 continue
             # An anchor point: this layer's key, then one sigmoid per earlier layer.
