@@ -16,7 +16,7 @@ fixed by the space file, not searched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 
 from nasforge.grammar import limits, ops, validate
@@ -141,30 +141,23 @@ class CellsSpace(Space):
     # --- decisions -> architecture ----------------------------------------------------
 
     def to_arch(self, decisions: Sequence[int], depth: int | None = None) -> Arch:
-        slots = self.check_decisions(decisions, depth)
-        values = {slot.name: int(v) for slot, v in zip(slots, decisions, strict=True)}
+        self.check_decisions(decisions, depth)
+        values = iter(int(v) for v in decisions)  # consumed in slot order (_node_slots)
         cells = tuple(self._cell(section, values) for section in self.sections)
         arch = CellsArch(self.skeleton, self.input_shape, self.classes, self.options, cells)
         return validate(arch)
 
-    def _cell(self, section: str, values: dict[str, int]) -> Cell:
+    def _cell(self, section: str, values: Iterator[int]) -> Cell:
         nodes = []
         for number in self._numbers():
-            prefix = f"{section}.S{number}"
             if self.dense:
                 sources = list(range(number))
             else:
-                sources = [values[f"{prefix}.in{e}"] for e in range(len(self._edges(number)))]
-            edges = tuple(
-                Edge(self.ops[values[f"{prefix}.op{e}"]], Ref(source))
-                for e, source in enumerate(sources)
-            )
-            combine = self.combines[values.get(f"{prefix}.combine", 0)]
+                sources = [next(values) for _ in range(self.edges)]
+            edges = tuple(Edge(self.ops[next(values)], Ref(source)) for source in sources)
+            combine = self.combines[next(values) if len(self.combines) > 1 else 0]
             nodes.append(CellNode(number, combine, edges))
         return Cell(section, tuple(nodes), self._output(nodes))
-
-    def _edges(self, number: int) -> range:
-        return range(number) if self.dense else range(self.edges)
 
     def _output(self, nodes: Sequence[CellNode]) -> tuple[Ref, ...]:
         numbers = [node.index for node in nodes]
