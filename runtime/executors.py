@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -152,6 +153,11 @@ def _child_main(payload: bytes, arch: str, seed: int, conn: Connection) -> None:
         outcome = replace(outcome, seconds=time.perf_counter() - began)
     conn.send(outcome)
     conn.close()
+    # Skip the interpreter's teardown (torch's can take a while): the result is sent, and
+    # the search waits for this process to end before it starts the next trial.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _describe_exit(exitcode: int | None) -> str:
