@@ -90,25 +90,28 @@ def write_outputs(
         (out_dir / BEST_ONNX).unlink(missing_ok=True)  # an earlier best's, if any
         outputs[BEST_ONNX] = "not exported (--no-onnx)"
     _write_summary(out_dir, best, outputs)
+    shutil.rmtree(out_dir / WEIGHTS_DIR, ignore_errors=True)  # the best's are kept
     return outputs
 
 
 def _keep_best_weights(out_dir: Path, best: TrialRecord) -> Path | None:
-    """Move the best trial's weights to DIR/best_weights.pt and drop DIR/weights/."""
-    folder = out_dir / WEIGHTS_DIR
-    name = best.metrics.get("weights")
-    kept: Path | None = None
-    if name and (folder / str(name)).is_file():
-        kept = out_dir / BEST_WEIGHTS
-        (folder / str(name)).replace(kept)
-    elif (out_dir / BEST_WEIGHTS).is_file():
+    """Copy the best trial's weights to DIR/best_weights.pt; its path, or None.
+
+    A copy, not a move: DIR/weights/ is removed only after summary.json names the best
+    trial, so a search killed in between finds either the source again or a summary
+    that says whose weights best_weights.pt holds."""
+    source = out_dir / WEIGHTS_DIR / str(best.metrics.get("weights") or "")
+    kept = out_dir / BEST_WEIGHTS
+    if best.metrics.get("weights") and source.is_file():
+        partial = kept.with_suffix(".part")
+        shutil.copyfile(source, partial)
+        partial.replace(kept)
+        return kept
+    if kept.is_file():
         if _recorded_best(out_dir) == best.id:
-            kept = out_dir / BEST_WEIGHTS  # moved there by an earlier end of this search
-        else:
-            (out_dir / BEST_WEIGHTS).unlink()  # an earlier best's: stale
-    if folder.is_dir():
-        shutil.rmtree(folder, ignore_errors=True)
-    return kept
+            return kept  # copied there by an earlier end of this search
+        kept.unlink()  # an earlier best's: stale
+    return None
 
 
 def _export(
@@ -143,7 +146,9 @@ def _write_summary(out_dir: Path, best: TrialRecord | None, outputs: dict[str, s
     payload: dict[str, Any] = {"outputs": outputs}
     if best is not None:
         payload["best"] = {"trial": best.id, "reward": best.reward, "arch": best.arch}
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    partial = out_dir / f"{SUMMARY_FILE}.part"
+    partial.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    partial.replace(out_dir / SUMMARY_FILE)  # never half a summary
 
 
 def _recorded_best(out_dir: Path) -> int | None:
