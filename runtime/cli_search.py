@@ -236,6 +236,8 @@ def search_command(
     store = _open_store(out_dir / STORE_FILE, config, resume)
     try:
         done = store.count()
+        if resume:
+            click.echo(f"resuming the search in {out_dir}: {done} trials are stored", err=True)
         keeper = WeightsKeeper(out_dir / WEIGHTS_DIR, store.trials())
         try:
             with _Progress(trials, done, keeper, enabled=not no_progress) as progress, executor:
