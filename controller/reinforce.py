@@ -46,6 +46,12 @@ class Reinforce(Strategy):
       the space's schedule; depth_start, depth_step, depth_every, max_depth
       override the schedule's fields (start at depth_start layers, add
       depth_step every depth_every samples, up to max_depth).
+
+    Beyond the Strategy interface: `ask(n, depth=d)` samples at depth d once;
+    `sample(n, depth)` draws without counting (no proposals built);
+    `log_prob(decisions, depth)` / `log_probs(...)` score decisions, e.g. those
+    `space.decisions_of(parse(text))` recovers from a string; `last_log_probs`
+    holds the log-probabilities of the latest ask's proposals.
     """
 
     name = "reinforce"
