@@ -20,6 +20,7 @@ pool would lose their parent and end).
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import pickle
@@ -39,6 +40,11 @@ from nasforge.controller.evaluator import FAILED_REWARD, Evaluator, Outcome
 
 PARENT_POLL_S = 1.0  # how often a child checks that the search process is still there
 KILL_GRACE_S = 5.0  # how long to wait for a killed child to be reaped
+# How long a trial's process may take to start: the first one waits for the fork server
+# to import torch (seconds, more on a busy machine). The trial's own timeout counts from
+# the moment its process reports that it runs.
+START_TIMEOUT_S = 300.0
+_STARTED = "started"  # a child's first message
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,7 @@ def _child_main(payload: bytes, arch: str, seed: int, conn: Connection) -> None:
     # its trials (it kills them), so a child does not die with a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_when_orphaned(os.getppid())
+    conn.send(_STARTED)
     began = time.perf_counter()
     try:
         evaluator = pickle.loads(payload)
@@ -179,8 +186,9 @@ class _Running:
     process: Any  # multiprocessing.process.BaseProcess
     conn: Connection
     started: float  # time.time()
-    began: float  # time.perf_counter()
-    deadline: float | None  # time.perf_counter() value
+    began: float  # time.perf_counter(): the process's start, then the moment it reported
+    deadline: float  # time.perf_counter() value: to start, then to finish
+    reported: bool = False  # the process has reported that it runs
 
     @property
     def worker(self) -> str:
@@ -250,15 +258,14 @@ class LocalPoolExecutor(Executor):
         began = time.perf_counter()
         process.start()
         send.close()  # the child holds the only write end: EOF on receive means it is gone
-        deadline = began + self.timeout if self.timeout is not None else None
         self._running[job.key] = _Running(
-            job, slot, process, receive, time.time(), began, deadline
+            job, slot, process, receive, time.time(), began, began + START_TIMEOUT_S
         )
 
     def _collect(self) -> list[tuple[JobResult, int]]:
         """Wait until at least one running trial is finished, failed or overdue."""
         now = time.perf_counter()
-        deadlines = [r.deadline for r in self._running.values() if r.deadline is not None]
+        deadlines = [r.deadline for r in self._running.values() if math.isfinite(r.deadline)]
         wait_s = max(0.0, min(deadlines) - now) if deadlines else None
         handles: list[Any] = []
         for running in self._running.values():
@@ -276,40 +283,54 @@ class LocalPoolExecutor(Executor):
 
     def _poll(self, running: _Running) -> Outcome | None:
         """The trial's Outcome if it has one now (finished, crashed or overdue), else None."""
-        elapsed = time.perf_counter() - running.began
-        if running.conn.poll():
+        while running.conn.poll():
             try:
-                outcome = running.conn.recv()
+                message = running.conn.recv()
             except (EOFError, OSError):
-                # The write end closed with no message: the process died before sending.
+                # The write end closed with no result: the process died before sending.
                 running.process.join(KILL_GRACE_S)
-                return self._crashed(running, elapsed)
-            except Exception as err:  # an Outcome that does not unpickle
+                return self._crashed(running)
+            except Exception as err:  # a result that does not unpickle
                 self._kill(running)
-                return failed(f"unreadable result: {type(err).__name__}: {err}", elapsed)
+                return failed(f"unreadable result: {type(err).__name__}: {err}", self._age(running))
+            if message == _STARTED:
+                running.reported = True
+                running.began = time.perf_counter()
+                running.deadline = running.began + (self.timeout or math.inf)
+                continue
             running.conn.close()
             running.process.join(KILL_GRACE_S)
             if running.process.exitcode is None:
                 self._kill(running)
-            return outcome
+            return message  # type: ignore[no-any-return]
         if not running.process.is_alive():
-            return self._crashed(running, elapsed)
-        if running.deadline is not None and time.perf_counter() >= running.deadline:
+            return self._crashed(running)
+        if time.perf_counter() >= running.deadline:
             self._kill(running)
+            if not running.reported:
+                return failed(
+                    f"the trial's process did not start within {START_TIMEOUT_S:g} s",
+                    self._age(running),
+                    reason="timeout",
+                )
             return failed(
                 f"timed out: no result after {self.timeout:g} s; the process was killed",
-                elapsed,
+                self._age(running),
                 reason="timeout",
             )
         return None
 
-    def _crashed(self, running: _Running, elapsed: float) -> Outcome:
+    @staticmethod
+    def _age(running: _Running) -> float:
+        return time.perf_counter() - running.began
+
+    def _crashed(self, running: _Running) -> Outcome:
         running.conn.close()
         running.process.join(KILL_GRACE_S)
         how = _describe_exit(running.process.exitcode)
         return failed(
             f"the trial's process {how} before reporting a result",
-            elapsed,
+            self._age(running),
             reason="crashed",
             exitcode=running.process.exitcode,
         )

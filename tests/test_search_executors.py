@@ -12,7 +12,11 @@ from search_doubles import ScriptedEvaluator
 
 @pytest.fixture(scope="module")
 def pool() -> LocalPoolExecutor:
-    return LocalPoolExecutor(ScriptedEvaluator(), workers=2, timeout=4.0)
+    executor = LocalPoolExecutor(ScriptedEvaluator(), workers=2, timeout=4.0)
+    # Start the fork server (a restart, when another pool started it with other modules)
+    # before anything is timed.
+    assert [r.outcome.reward for r in executor.run([Job(0, "ok 1")])] == [1.0]
+    return executor
 
 
 def run_all(executor: object, scripts: list[str]) -> dict[int, object]:
