@@ -14,7 +14,7 @@ and CUDA threads) can deadlock the child. The fork server imports torch and the
 evaluator's modules once (`preload_modules`), so each trial's process is a cheap
 fork of a process that has already paid for the imports. A Python process has one
 fork server; a pool whose evaluator needs modules the running server did not preload
-restarts it with the union (only between batches: trials still running from another
+restarts it with its own (only between batches: trials still running from another
 pool would lose their parent and end).
 """
 
@@ -365,9 +365,8 @@ def _prepare_forkserver(context: Any, modules: list[str]) -> None:
         if stop is None:
             return
         stop()
-    union = wanted | (_server_preload or frozenset())
-    context.set_forkserver_preload(sorted(union))
-    _server_preload = union
+    context.set_forkserver_preload(sorted(wanted))
+    _server_preload = wanted
 
 
 def _preload_modules(evaluator: Evaluator) -> list[str]:
