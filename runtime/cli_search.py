@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from nasforge.controller.strategy import STRATEGIES
 
 from .cli import Failure
 from .data import DATASETS
@@ -28,7 +29,6 @@ from .evaluators import EVALUATORS
 
 STORE_FILE = "search.db"
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
-STRATEGY_NAMES = ("reinforce", "ppo", "random", "evolution")
 # The config keys that make a search what it is: --resume refuses to continue a store
 # recorded with other values. Others (trials, workers, timeout, device) may change.
 IDENTITY = (
@@ -93,7 +93,7 @@ def _cores() -> int:
     "--strategy",
     default="reinforce",
     show_default=True,
-    type=click.Choice(STRATEGY_NAMES),
+    type=click.Choice(list(STRATEGIES)),
     help="How architectures are proposed.",
 )
 @click.option(
