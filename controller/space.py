@@ -22,7 +22,7 @@ from typing import Any
 
 from nasforge.grammar import limits, to_text
 from nasforge.grammar.errors import ArchValidationError, NasforgeError
-from nasforge.grammar.ir import NOWHERE, Arch, Pos
+from nasforge.grammar.ir import NOWHERE, Arch, CellsArch, CnnArch, Pos
 
 ANCHOR_CHOICES = ("no", "yes")  # an anchor slot's decision: 1 means layer `source` feeds `target`
 
@@ -213,6 +213,19 @@ class Space(ABC):
         return OutsideSpaceError(
             f"{message}, outside the space '{self.name}'", pos, choices=tuple(choices)
         )
+
+    def check_image_header(
+        self, arch: CnnArch | CellsArch, input_shape: tuple[int, ...], classes: int
+    ) -> None:
+        """The error for an image architecture whose input or class count is not the space's."""
+        shape = "x".join(str(n) for n in input_shape)
+        if arch.input_shape != input_shape:
+            given = "x".join(str(n) for n in arch.input_shape)
+            raise self.mismatch(f"input {given} is not {shape}", arch.pos, (shape,))
+        if arch.classes != classes:
+            raise self.mismatch(
+                f"classes {arch.classes} is not {classes}", arch.pos, (str(classes),)
+            )
 
     def pick(self, slot: Slot, label: str, pos: Pos) -> int:
         """The decision whose label is `label` at `slot`, or the error saying what is allowed."""

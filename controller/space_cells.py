@@ -177,14 +177,7 @@ class CellsSpace(Space):
             raise self.mismatch(
                 f"skeleton {arch.skeleton} is not {self.skeleton}", arch.pos, (self.skeleton,)
             )
-        shape = "x".join(str(n) for n in self.input_shape)
-        if arch.input_shape != self.input_shape:
-            given = "x".join(str(n) for n in arch.input_shape)
-            raise self.mismatch(f"input {given} is not {shape}", arch.pos, (shape,))
-        if arch.classes != self.classes:
-            raise self.mismatch(
-                f"classes {arch.classes} is not {self.classes}", arch.pos, (str(self.classes),)
-            )
+        self.check_image_header(arch, self.input_shape, self.classes)
         for setting, fixed in zip(arch.options, self.options, strict=True):
             if setting.value != fixed.value:
                 raise self.mismatch(

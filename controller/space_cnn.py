@@ -145,14 +145,7 @@ class CnnSpace(Space):
     def decisions_of(self, arch: Arch) -> tuple[tuple[int, ...], int | None]:
         if not isinstance(arch, CnnArch):
             raise self.mismatch(f"a {arch.family} architecture is not a cnn", arch.pos, ("cnn",))
-        shape = "x".join(str(n) for n in self.input_shape)
-        if arch.input_shape != self.input_shape:
-            given = "x".join(str(n) for n in arch.input_shape)
-            raise self.mismatch(f"input {given} is not {shape}", arch.pos, (shape,))
-        if arch.classes != self.classes:
-            raise self.mismatch(
-                f"classes {arch.classes} is not {self.classes}", arch.pos, (str(self.classes),)
-            )
+        self.check_image_header(arch, self.input_shape, self.classes)
         if arch.lr is not None:
             raise self.mismatch("a learning rate (lr) is not a decision", arch.pos)
         assert self.max_depth is not None
