@@ -23,6 +23,7 @@ import click
 from nasforge.controller.strategy import STRATEGIES
 
 from .cli import Failure
+from .cli_input import parse_pairs
 from .data import DATASETS
 from .devices import DEVICE_CHOICES
 from .evaluators import EVALUATORS
@@ -194,7 +195,7 @@ def search_command(
         raise Failure("--evaluator table needs --table PATH (a NAS-Bench-201-format CSV)")
     if table is not None and not table.is_file():
         raise Failure(f"--table {table}: no such file")
-    options = _parse_options(strategy_options)
+    options = parse_pairs(strategy_options, "--option", "lr=0.01", allow_none=True)
     config: dict[str, Any] = {
         "space": space,
         "strategy": strategy,
@@ -314,30 +315,6 @@ def _open_store(path: Path, config: dict[str, Any], resume: bool) -> Any:
         )
     store.set_config({**stored, **config})
     return store
-
-
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """--option KEY=VALUE pairs -> keyword arguments (values: true/false, numbers, none)."""
-    import ast
-
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key, raw = key.strip(), raw.strip()
-        if not sep or not key.isidentifier():
-            raise Failure(f"--option {pair!r}: expected KEY=VALUE, such as lr=0.01")
-        words = {"true": True, "false": False, "none": None}
-        if raw.lower() in words:
-            options[key] = words[raw.lower()]
-            continue
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = None
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise Failure(f"--option {pair!r}: the value must be a number, true, false or none")
-        options[key] = value
-    return options
 
 
 def _check_out(path: Path, resume: bool) -> None:

@@ -11,7 +11,6 @@ Exit status: 0 trained; 1 the child failed to train (metrics.json records why);
 
 from __future__ import annotations
 
-import ast
 import json
 import platform
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import click
 
 from .cli import Failure
-from .cli_input import read_arch
+from .cli_input import parse_pairs, read_arch
 from .data import DATASETS
 from .devices import DEVICE_CHOICES
 
@@ -34,24 +33,8 @@ class TrainingFailure(Failure):
 
 
 def parse_model_args(pairs: tuple[str, ...]) -> dict[str, object]:
-    """KEY=VALUE pairs -> build_model overrides (values: int, float, true/false)."""
-    overrides: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise Failure(f"--model-arg {pair!r}: expected KEY=VALUE, such as hidden_size=128")
-        lowered = raw.strip().lower()
-        if lowered in ("true", "false"):
-            overrides[key] = lowered == "true"
-            continue
-        try:
-            value = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            value = None
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise Failure(f"--model-arg {pair!r}: the value must be a number, true or false")
-        overrides[key] = value
-    return overrides
+    """--model-arg KEY=VALUE pairs -> build_model overrides (numbers, true/false)."""
+    return parse_pairs(pairs, "--model-arg", "hidden_size=128")
 
 
 def _epoch_line(row: dict[str, float], epochs: int) -> str:
