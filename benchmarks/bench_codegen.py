@@ -60,9 +60,15 @@ def step_fn(model: nn.Module, batch: torch.Tensor) -> Callable[[], None]:
 
 def bench_loading(repeats: int) -> dict[str, float]:
     text = to_text(parse((ROOT / "examples" / "nas_cifar15.arch").read_text()))
-    net_class = load_source(generate(parse(text))).Net
+    arch = parse(text)
+    source = generate(arch, black=False)
+    net_class = load_source(generate(arch)).Net
     times = best_of(
         {
+            # The parts of string -> model, each alone, to show where the time goes.
+            "parse": lambda: parse(text),
+            "render_no_black": lambda: generate(arch, black=False),
+            "load_source": lambda: load_source(source),
             "instantiate": lambda: net_class(),
             "string_to_model_black": lambda: load_source(generate(parse(text))).Net(),
             "string_to_model_no_black": lambda: load_source(
