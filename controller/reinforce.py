@@ -162,24 +162,47 @@ class Reinforce(Strategy):
             entropy = entropy.index_put((index,), rollout.entropy)
         return log_prob, entropy
 
-    def _advantages(self, rewards: Tensor) -> Tensor:
-        mean = float(rewards.mean())
-        if self.baseline is None:
-            self.baseline = mean
-        advantages = rewards - self.baseline
-        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean
+    def advantages(self, rewards: Tensor, baseline: float | None) -> Tensor:
+        """R - b for a batch's rewards (b: the batch mean when there is no baseline yet)."""
+        advantages = rewards - (float(rewards.mean()) if baseline is None else baseline)
         if self.advantage_norm and len(rewards) > 1:
             advantages = advantages / (rewards.std() + 1e-8)
         return advantages
 
-    def _step(self, loss: Tensor) -> float:
+    def next_baseline(self, baseline: float | None, rewards: Tensor) -> float:
+        """The moving average after a batch: decay * b + (1 - decay) * mean reward."""
+        mean = float(rewards.mean())
+        if baseline is None:
+            baseline = mean
+        return self.baseline_decay * baseline + (1 - self.baseline_decay) * mean
+
+    def _advantages(self, rewards: Tensor) -> Tensor:
+        advantages = self.advantages(rewards, self.baseline)
+        self.baseline = self.next_baseline(self.baseline, rewards)
+        return advantages
+
+    def loss(self, proposals: Sequence[Proposal], advantages: Tensor) -> tuple[Tensor, Tensor]:
+        """The REINFORCE loss of a batch (with gradient) and the batch's mean entropy."""
+        log_prob, entropy = self._score(proposals)
+        loss = -(advantages * log_prob).mean() - self.entropy_weight * entropy.mean()
+        return loss, entropy.detach().mean()
+
+    def backward(self, loss: Tensor) -> float:
+        """Fill the policy's .grad with d loss (clipped to grad_clip); the norm before clipping.
+
+        Split from the optimizer step so a distributed replica can push the gradient
+        to parameter servers instead (runtime/ray_search.py)."""
         self.optimizer.zero_grad()
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(
             self.policy.parameters(), self.grad_clip if self.grad_clip else float("inf")
         )
-        self.optimizer.step()
         return float(norm)
+
+    def _step(self, loss: Tensor) -> float:
+        norm = self.backward(loss)
+        self.optimizer.step()
+        return norm
 
     def _rewards(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> Tensor:
         if len(proposals) != len(rewards):
@@ -191,14 +214,13 @@ class Reinforce(Strategy):
     def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
         reward = self._rewards(proposals, rewards)
         advantages = self._advantages(reward)
-        log_prob, entropy = self._score(proposals)
-        loss = -(advantages * log_prob).mean() - self.entropy_weight * entropy.mean()
+        loss, entropy = self.loss(proposals, advantages)
         norm = self._step(loss)
         self.updates += 1
         return {
             "loss": float(loss.detach()),
             "baseline": float(self.baseline or 0.0),
-            "entropy": float(entropy.detach().mean()),
+            "entropy": float(entropy),
             "reward_mean": float(reward.mean()),
             "grad_norm": norm,
         }
