@@ -175,7 +175,7 @@ def _run_step(
             jobs.append(Job(key=slot, arch=proposal.arch, seed=seed))
     for result in executor.run(jobs):
         slot = result.key
-        record = _record(step, slot, first + slot, proposals[slot], result)
+        record = trial_record(step, slot, first + slot, proposals[slot], result)
         store.add_trial(record)
         known[record.arch] = record
         rewards[slot] = record.reward
@@ -191,9 +191,10 @@ def _run_step(
     return [float(r) for r in rewards if r is not None], len(jobs)
 
 
-def _record(
+def trial_record(
     step: int, slot: int, trial_id: int, proposal: Proposal, result: JobResult
 ) -> TrialRecord:
+    """The row of an evaluated trial."""
     outcome = result.outcome
     return TrialRecord(
         id=trial_id,
@@ -225,8 +226,19 @@ def _store_repeat(
     on_trial: TrialCallback | None,
 ) -> float:
     """Store trial `trial_id` as a repeat of `original` (not evaluated); its reward."""
+    record = repeat_record(step, slot, trial_id, proposal, original)
+    store.add_trial(record)
+    if on_trial is not None:
+        on_trial(record)
+    return original.reward
+
+
+def repeat_record(
+    step: int, slot: int, trial_id: int, proposal: Proposal, original: TrialRecord
+) -> TrialRecord:
+    """The row of a trial that repeats `original`'s architecture (not evaluated again)."""
     now = time.time()
-    record = TrialRecord(
+    return TrialRecord(
         id=trial_id,
         step=step,
         slot=slot,
@@ -242,7 +254,3 @@ def _store_repeat(
         started_at=now,
         finished_at=now,
     )
-    store.add_trial(record)
-    if on_trial is not None:
-        on_trial(record)
-    return original.reward

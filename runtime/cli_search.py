@@ -13,6 +13,7 @@ DIR, DIR holding a different search).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -33,6 +34,9 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 # The config keys that make a search what it is: --resume refuses to continue a store
 # recorded with other values. Others (trials, workers, timeout, device) may change.
 IDENTITY = (
+    "backend",
+    "replicas",
+    "ps_shards",
     "space",
     "strategy",
     "options",
@@ -156,6 +160,48 @@ def _cores() -> int:
     type=click.IntRange(min=1),
     help="Rows of the report's top table.",
 )
+@click.option(
+    "--backend",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "ray"]),
+    help="local: this machine; ray: a Ray cluster (pip install 'nasforge[ray]').",
+)
+@click.option(
+    "--address",
+    help="Ray: join the running cluster at ADDR (e.g. 10.0.0.1:6379 or auto); "
+    "default: start a local one.",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    help="Ray: controller replicas K, each sampling --children architectures a round. [1]",
+)
+@click.option(
+    "--children",
+    type=click.IntRange(min=1),
+    help="Ray: architectures per replica round m, trained in parallel. [--batch or 1]",
+)
+@click.option(
+    "--ps-shards",
+    type=click.IntRange(min=1),
+    help="Ray: parameter-server shards holding the controller's weights. [1]",
+)
+@click.option(
+    "--cpus-per-child",
+    type=click.FloatRange(min=0),
+    help="Ray: CPUs each child's task asks for. [1]",
+)
+@click.option(
+    "--gpus-per-child",
+    type=click.FloatRange(min=0),
+    help="Ray: GPUs each child's task asks for (fractions share a GPU). [0]",
+)
+@click.option(
+    "--child-retries",
+    type=click.IntRange(min=0),
+    help="Ray: times a child whose worker died is run again before it counts as failed. [2]",
+)
 @click.option("--no-onnx", is_flag=True, help="Do not export best_model.onnx.")
 @click.option("--no-progress", is_flag=True, help="A line per step instead of a progress bar.")
 def search_command(
@@ -178,6 +224,14 @@ def search_command(
     data_dir: Path | None,
     executor_name: str,
     top: int,
+    backend: str,
+    address: str | None,
+    replicas: int | None,
+    children: int | None,
+    ps_shards: int | None,
+    cpus_per_child: float | None,
+    gpus_per_child: float | None,
+    child_retries: int | None,
     no_onnx: bool,
     no_progress: bool,
 ) -> None:
@@ -196,6 +250,23 @@ def search_command(
     if table is not None and not table.is_file():
         raise Failure(f"--table {table}: no such file")
     options = parse_pairs(strategy_options, "--option", "lr=0.01", allow_none=True)
+    ray_options = {
+        "address": address,
+        "replicas": replicas,
+        "children": children,
+        "ps_shards": ps_shards,
+        "cpus_per_child": cpus_per_child,
+        "gpus_per_child": gpus_per_child,
+        "child_retries": child_retries,
+    }
+    if backend == "ray":
+        cluster = _ray_settings(ray_options, strategy, batch, timeout)
+        batch = cluster["children"]
+    else:
+        given = [f"--{k.replace('_', '-')}" for k, v in ray_options.items() if v is not None]
+        if given:
+            raise Failure(f"{', '.join(given)} need --backend ray")
+        cluster = {key: None for key in ray_options}
     config: dict[str, Any] = {
         "space": space,
         "strategy": strategy,
@@ -210,11 +281,15 @@ def search_command(
         "workers": workers,
         "device": device,
         "timeout": timeout,
+        "backend": backend,
+        **{key: value for key, value in cluster.items() if key != "address"},
     }
     _check_out(out_dir / STORE_FILE, resume)
     search_space = load_space(space)
     # Everything that can fail on bad input is built before the store exists, so a failed
     # start leaves no store behind that the next run would call "a search".
+    if backend == "ray":
+        threads = threads or max(1, int(cluster["cpus_per_child"]))
     threads = threads or max(1, _cores() // workers)
     scorer = make_evaluator(
         evaluator,
@@ -233,7 +308,12 @@ def search_command(
     # evaluator sets its own count for each trial.
     torch.set_num_threads(1)
     proposer = _make_strategy(strategy, search_space, seed, options)
-    executor = _make_executor(executor_name, evaluator, scorer, workers, timeout)
+    if backend == "ray":
+        _connect_ray(address)
+    if backend == "ray" and strategy == "reinforce":
+        executor: Any = contextlib.nullcontext()  # replicas and children are Ray's
+    else:
+        executor = _make_executor(executor_name, evaluator, scorer, workers, timeout, cluster)
     store = _open_store(out_dir / STORE_FILE, config, resume)
     try:
         done = store.count()
@@ -242,16 +322,29 @@ def search_command(
         keeper = WeightsKeeper(out_dir / WEIGHTS_DIR, store.trials())
         try:
             with _Progress(trials, done, keeper, enabled=not no_progress) as progress, executor:
-                result = run_search(
-                    proposer,
-                    executor,
-                    store,
-                    trials=trials,
-                    batch=config["batch"],
-                    seed=seed,
-                    on_trial=progress.trial,
-                    on_step=progress.step,
-                )
+                if backend == "ray" and strategy == "reinforce":
+                    result = _run_on_ray(
+                        search_space,
+                        options,
+                        scorer,
+                        store,
+                        trials,
+                        seed,
+                        cluster,
+                        timeout,
+                        progress,
+                    )
+                else:
+                    result = run_search(
+                        proposer,
+                        executor,
+                        store,
+                        trials=trials,
+                        batch=config["batch"],
+                        seed=seed,
+                        on_trial=progress.trial,
+                        on_step=progress.step,
+                    )
         except KeyboardInterrupt:
             click.echo(
                 f"nasforge: interrupted; {store.count()} trials are stored in {store.path}: "
@@ -271,6 +364,10 @@ def search_command(
         write_report(out_dir, report)
     finally:
         store.close()
+        if backend == "ray":
+            import ray
+
+            ray.shutdown()  # a local cluster ends here; a joined one only loses this driver
     click.echo(render(report))
     if outputs.get("best_model.onnx", "").startswith("FAILED"):
         click.echo(
@@ -346,15 +443,117 @@ def _make_strategy(name: str, space: Any, seed: int, options: dict[str, Any]) ->
 
 
 def _make_executor(
-    name: str, evaluator: str, scorer: Any, workers: int, timeout: float | None
+    name: str,
+    evaluator: str,
+    scorer: Any,
+    workers: int,
+    timeout: float | None,
+    cluster: dict[str, Any],
 ) -> Any:
     from .executors import InProcessExecutor, LocalPoolExecutor
 
+    if cluster["children"] is not None:  # the Ray backend: children are Ray tasks
+        from .ray_backend import RayExecutor
+
+        return RayExecutor(scorer, _resources(cluster, timeout), workers=cluster["children"])
     if name == "inline" or (name == "auto" and evaluator == "table"):
         if timeout is not None:
             raise Failure("--timeout needs the pool executor (each trial in its own process)")
         return InProcessExecutor(scorer)
     return LocalPoolExecutor(scorer, workers, timeout=timeout)
+
+
+def _ray_settings(
+    given: dict[str, Any], strategy: str, batch: int | None, timeout: float | None
+) -> dict[str, Any]:
+    """The Ray backend's settings with their defaults; Failure for what cannot work."""
+    settings = {
+        "address": given["address"],
+        "replicas": given["replicas"] or 1,
+        "children": given["children"] or batch or 1,
+        "ps_shards": given["ps_shards"] or 1,
+        "cpus_per_child": 1.0 if given["cpus_per_child"] is None else given["cpus_per_child"],
+        "gpus_per_child": given["gpus_per_child"] or 0.0,
+        "child_retries": 2 if given["child_retries"] is None else given["child_retries"],
+    }
+    if batch is not None and given["children"] is not None and batch != given["children"]:
+        raise Failure(f"--batch {batch} and --children {given['children']} disagree; give one")
+    if strategy != "reinforce" and (settings["replicas"] > 1 or settings["ps_shards"] > 1):
+        raise Failure(
+            "--replicas and --ps-shards drive the asynchronous REINFORCE controller: they need "
+            f"--strategy reinforce (--strategy {strategy} runs its children as Ray tasks)"
+        )
+    return settings
+
+
+def _resources(cluster: dict[str, Any], timeout: float | None) -> Any:
+    from .ray_backend import ChildResources
+
+    return ChildResources(
+        cpus=cluster["cpus_per_child"],
+        gpus=cluster["gpus_per_child"],
+        retries=cluster["child_retries"],
+        timeout=timeout,
+    )
+
+
+def _connect_ray(address: str | None) -> None:
+    """Join the cluster at `address`, or start a local one on this machine."""
+    try:
+        import ray
+    except ImportError:
+        raise Failure(
+            "--backend ray needs Ray: pip install 'nasforge[ray]' (or pip install ray)"
+        ) from None
+    import logging
+
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+        raise Failure(f"--backend ray: cannot start or join {where}: {err}") from None
+
+
+def _run_on_ray(
+    space: Any,
+    options: dict[str, Any],
+    scorer: Any,
+    store: Any,
+    trials: int,
+    seed: int,
+    cluster: dict[str, Any],
+    timeout: float | None,
+    progress: _Progress,
+) -> Any:
+    from nasforge.controller.search import SearchError
+
+    from .ray_search import RaySettings, run_ray_search
+
+    settings = RaySettings(
+        replicas=cluster["replicas"],
+        children=cluster["children"],
+        shards=cluster["ps_shards"],
+        resources=_resources(cluster, timeout),
+    )
+    try:
+        return run_ray_search(
+            space,
+            options,
+            scorer,
+            store,
+            trials=trials,
+            seed=seed,
+            settings=settings,
+            on_trial=progress.trial,
+            on_round=progress.step,
+        )
+    except (SearchError, ValueError) as err:
+        raise Failure(str(err)) from None
 
 
 class _Progress:

@@ -13,6 +13,12 @@ Tables:
   makes and the id of its first trial; ``stats`` and ``told_at`` are filled in
   when the step's ``tell`` is done (with the next step's row, in one transaction).
 
+- ``rounds`` and ``shards`` (the Ray backend, runtime/ray_search.py): one row per
+  round a controller replica sampled (its proposals, trial ids, the weights it sampled
+  with until every shard has applied its gradient, the replica's generator state
+  after sampling, the staleness of its update) and the latest checkpoint of each
+  parameter-server shard. Added to older stores when they are opened.
+
 One process writes (the search driver). Each write is its own committed
 transaction, so a search killed at any moment keeps every row it has written.
 """
@@ -69,6 +75,26 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     created_at REAL NOT NULL,
     stats TEXT,
     told_at REAL
+);
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER PRIMARY KEY,
+    replica INTEGER NOT NULL,
+    first_trial INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    proposals TEXT NOT NULL,
+    versions TEXT NOT NULL,
+    weights BLOB,
+    generator BLOB NOT NULL,
+    sampled_at REAL NOT NULL,
+    staleness INTEGER,
+    stats TEXT,
+    told_at REAL
+);
+CREATE TABLE IF NOT EXISTS shards (
+    shard INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    saved_at REAL NOT NULL
 );
 """
 
@@ -148,6 +174,27 @@ class Checkpoint:
     told_at: float | None = None
 
 
+@dataclass(frozen=True)
+class RoundRecord:
+    """One round of a controller replica (the Ray backend): m proposals and their update."""
+
+    round: int
+    replica: int
+    first_trial: int  # the proposals are trials first_trial, first_trial + 1, ...
+    proposals: tuple[dict[str, Any], ...]  # {"arch", "decisions", "depth"} each
+    versions: tuple[int, ...]  # each shard's version of the weights sampled with
+    weights: bytes | None  # those weights; None once every shard has applied the round
+    generator: bytes  # the replica's generator state after sampling
+    sampled_at: float
+    staleness: int | None = None  # of its update: versions the shards had moved on (max)
+    stats: dict[str, float] | None = None  # the update's statistics, once told
+    told_at: float | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.proposals)
+
+
 def dump_state(state: dict[str, Any]) -> bytes:
     """A strategy's state_dict as torch.save bytes."""
     import torch
@@ -216,6 +263,8 @@ class TrialStore:
             raise StoreError(
                 f"{path} has store schema {rows['schema']}; this nasforge reads {SCHEMA_VERSION}"
             )
+        with store._db:
+            store._db.executescript(_SCHEMA)  # tables added since (IF NOT EXISTS: no-ops)
         return store
 
     def close(self) -> None:
@@ -361,6 +410,71 @@ class TrialStore:
         return [_checkpoint(row) for row in rows]
 
 
+    # --- distributed rounds and parameter-server shards (runtime/ray_search.py) ---------
+
+    def add_round(self, record: RoundRecord) -> None:
+        """Store a round as it is sampled, before any of its children runs."""
+        try:
+            with self._db:
+                self._db.execute(
+                    "INSERT INTO rounds (round, replica, first_trial, size, proposals, versions,"
+                    " weights, generator, sampled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.round,
+                        record.replica,
+                        record.first_trial,
+                        record.size,
+                        json.dumps(list(record.proposals), sort_keys=True),
+                        json.dumps(list(record.versions)),
+                        None if record.weights is None else sqlite3.Binary(record.weights),
+                        sqlite3.Binary(record.generator),
+                        record.sampled_at,
+                    ),
+                )
+        except sqlite3.IntegrityError as err:
+            raise StoreError(f"round {record.round} cannot be stored: {err}") from None
+
+    def tell_round(self, round_id: int, staleness: int, stats: dict[str, float]) -> None:
+        """Record that round `round_id`'s gradient was pushed (the first push counts)."""
+        with self._db:
+            self._db.execute(
+                "UPDATE rounds SET staleness = ?, stats = ?, told_at = ? "
+                "WHERE round = ? AND told_at IS NULL",
+                (staleness, json.dumps(stats, sort_keys=True), time.time(), round_id),
+            )
+
+    def rounds(self) -> list[RoundRecord]:
+        rows = self._db.execute(
+            "SELECT round, replica, first_trial, proposals, versions, weights, generator,"
+            " sampled_at, staleness, stats, told_at FROM rounds ORDER BY round"
+        )
+        return [_round(row) for row in rows]
+
+    def save_shards(self, states: list[tuple[int, bytes]], applied_by_all: set[int]) -> None:
+        """Replace the shards' checkpoints ((version, state) per shard, in shard order) and
+        drop the sampling weights of the rounds every shard has applied (no longer needed
+        to replay a push), in one transaction."""
+        now = time.time()
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO shards (shard, version, state, saved_at)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (index, version, sqlite3.Binary(state), now)
+                    for index, (version, state) in enumerate(states)
+                ],
+            )
+            self._db.executemany(
+                "UPDATE rounds SET weights = NULL WHERE round = ? AND weights IS NOT NULL",
+                [(r,) for r in sorted(applied_by_all)],
+            )
+
+    def shard_states(self) -> list[bytes]:
+        """The shards' latest checkpoints in shard order (empty before the first)."""
+        rows = self._db.execute("SELECT state FROM shards ORDER BY shard").fetchall()
+        return [bytes(state) for (state,) in rows]
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(str(path), timeout=30.0)
     # WAL: readers (nasforge report, a test polling progress) never block the writer.
@@ -387,6 +501,24 @@ def _checkpoint(row: tuple[Any, ...]) -> Checkpoint:
         first_trial=first_trial,
         state=bytes(state),
         created_at=created_at,
+        stats=json.loads(stats) if stats is not None else None,
+        told_at=told_at,
+    )
+
+
+def _round(row: tuple[Any, ...]) -> RoundRecord:
+    number, replica, first, proposals, versions, weights, generator, sampled_at = row[:8]
+    staleness, stats, told_at = row[8:]
+    return RoundRecord(
+        round=number,
+        replica=replica,
+        first_trial=first,
+        proposals=tuple(json.loads(proposals)),
+        versions=tuple(json.loads(versions)),
+        weights=None if weights is None else bytes(weights),
+        generator=bytes(generator),
+        sampled_at=sampled_at,
+        staleness=staleness,
         stats=json.loads(stats) if stats is not None else None,
         told_at=told_at,
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from nasforge.controller.evaluator import FAILED_REWARD, Evaluator, Outcome
 from nasforge.controller.strategy import Proposal, Strategy
+from nasforge.controller.table import TableEvaluator
 
 
 class ScriptedEvaluator(Evaluator):
@@ -117,3 +118,36 @@ def write_nb201_table(path: Path) -> Path:
         lines.append(f"{index},{arch},{valid:.4f},{time12:.2f},{valid + 10:.4f},{valid + 12:.4f}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+class KillOnceTableEvaluator(TableEvaluator):
+    """The table evaluator, except that the process running the `kill_at`-th evaluation
+    (counted across processes with files in `marks`) SIGKILLs itself: a child worker that
+    dies once, mid-search. Each evaluation takes `delay` seconds, as training would."""
+
+    name = "kill-once-table"
+
+    def __init__(self, table: Path, marks: Path, kill_at: int, delay: float = 0.0) -> None:
+        super().__init__(table)
+        self.marks = marks
+        self.kill_at = kill_at
+        self.delay = delay
+
+    def evaluate(self, arch: str, *, seed: int = 0) -> Outcome:
+        if _claim_number(self.marks) == self.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(60)
+        time.sleep(self.delay)
+        return super().evaluate(arch, seed=seed)
+
+
+def _claim_number(folder: Path) -> int:
+    """The lowest number N without a file folder/N, claimed by creating it (atomic)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        try:
+            os.close(os.open(folder / str(number), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        return number
+    raise AssertionError("unreachable")

@@ -1,0 +1,200 @@
+"""The Ray backend on a local 2-CPU cluster: the same strings as the local search for K=1, m=1;
+a child worker and a replica killed mid-run; a SIGKILLed driver resumed with --resume; child
+retries and timeouts. In each, no trial is lost or stored twice."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ray = pytest.importorskip("ray", reason="the Ray backend needs the nasforge[ray] extra")
+
+from nasforge.controller.search import run_search  # noqa: E402
+from nasforge.controller.space import load_space  # noqa: E402
+from nasforge.controller.strategy import make_strategy  # noqa: E402
+from nasforge.controller.table import TableEvaluator  # noqa: E402
+from nasforge.runtime.executors import InProcessExecutor, Job  # noqa: E402
+from nasforge.runtime.ray_backend import ChildResources, RayExecutor  # noqa: E402
+from nasforge.runtime.ray_search import RaySettings, replica_name, run_ray_search  # noqa: E402
+from nasforge.runtime.store import TrialStore  # noqa: E402
+from search_doubles import (  # noqa: E402
+    KillOnceTableEvaluator,
+    ScriptedEvaluator,
+    write_nb201_table,
+)
+
+TESTS = Path(__file__).resolve().parent
+OPTIONS = {"lr": 0.05}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """A local Ray cluster of 2 CPUs whose workers can import the test doubles; its address."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        runtime_env={"env_vars": {"PYTHONPATH": str(TESTS)}},
+    )
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_nb201_table(tmp_path_factory.mktemp("nb201") / "nb201.csv")
+
+
+def _rows(store: TrialStore) -> list[tuple[object, ...]]:
+    return [(t.id, t.step, t.slot, t.arch, t.status, t.reward) for t in store.trials()]
+
+
+def _check_complete(store: TrialStore, trials: int) -> None:
+    """Trials 1..N, each once; no architecture evaluated twice; every round pushed."""
+    records = store.trials()
+    assert [t.id for t in records] == list(range(1, trials + 1))
+    assert len({(t.step, t.slot) for t in records}) == trials
+    evaluated = [t.arch for t in records if t.status != "repeat"]
+    assert len(evaluated) == len(set(evaluated))
+    rounds = store.rounds()
+    assert sum(r.size for r in rounds) == trials
+    assert all(r.told_at is not None and r.staleness is not None for r in rounds)
+    by_id = {t.id: t for t in records}
+    for r in rounds:
+        for slot, proposal in enumerate(r.proposals):
+            assert by_id[r.first_trial + slot].arch == proposal["arch"]
+
+
+def test_one_replica_one_child_samples_the_local_backends_strings(cluster, table, tmp_path):
+    space = load_space("nb201")
+    evaluator = TableEvaluator(table)
+    local = TrialStore.create(tmp_path / "local.db", {})
+    strategy = make_strategy("reinforce", space, seed=5, **OPTIONS)
+    run_search(strategy, InProcessExecutor(evaluator), local, trials=16, batch=1, seed=5)
+    remote = TrialStore.create(tmp_path / "ray.db", {})
+    # One shard: tests/test_param_server.py shows shards change nothing; each actor here is a
+    # process that imports torch.
+    run_ray_search(space, OPTIONS, evaluator, remote, trials=16, seed=5, settings=RaySettings())
+    assert _rows(remote) == _rows(local)
+    assert len({row[3] for row in _rows(local)}) > 3  # the controller moved between strings
+    assert [r.staleness for r in remote.rounds()] == [0] * 16  # one replica: never stale
+
+
+def test_a_killed_child_worker_and_a_killed_replica_lose_nothing(cluster, table, tmp_path):
+    marks = tmp_path / "evaluations"
+    evaluator = KillOnceTableEvaluator(table, marks, kill_at=5, delay=0.3)
+    store = TrialStore.create(tmp_path / "search.db", {})
+    settings = RaySettings(replicas=2, children=2, name_prefix="faults")
+    killed: list[float] = []
+
+    def kill_a_replica(record: object) -> None:
+        if store.count() == 4 and not killed:
+            killed.append(time.time())
+            ray.kill(ray.get_actor(replica_name("faults", 0)), no_restart=False)
+
+    # The default lr learns slowly: few repeats, so replica 1 cannot do every remaining
+    # round while replica 0 restarts (a new process, seconds).
+    result = run_ray_search(
+        load_space("nb201"),
+        {},
+        evaluator,
+        store,
+        trials=60,
+        seed=2,
+        settings=settings,
+        on_trial=kill_a_replica,
+    )
+    _check_complete(store, 60)
+    assert result.trials == 60
+    # The 5th evaluation's process died and Ray ran that child again: one more evaluation
+    # than evaluated trials, and no trial failed.
+    records = store.trials()
+    assert len(list(marks.iterdir())) == sum(t.status != "repeat" for t in records) + 1
+    assert all(t.status in ("ok", "repeat") for t in records)
+    # Replica 0 was restarted and sampled again from the shards' weights.
+    assert killed and any(r.replica == 0 and r.sampled_at > killed[0] for r in store.rounds())
+    assert {r.replica for r in store.rounds()} == {0, 1}
+
+
+def test_a_child_that_always_dies_fails_after_its_retries_and_a_slow_one_times_out(cluster):
+    resources = ChildResources(retries=1, timeout=2.0)
+    with RayExecutor(ScriptedEvaluator(), resources, workers=2) as executor:
+        jobs = [Job(1, "kill"), Job(2, "ok 0.5"), Job(3, "hang")]
+        results = {r.key: r.outcome for r in executor.run(jobs)}
+    assert (results[1].status, results[1].metrics["reason"]) == ("failed", "crashed")
+    assert results[1].error == (
+        "the child's Ray worker died 2 times (killed, out of memory, or a crash)"
+    )
+    assert (results[2].status, results[2].reward) == ("ok", 0.5)
+    assert (results[3].status, results[3].metrics["reason"]) == ("failed", "timeout")
+    assert results[3].error == "timed out: no result after 2 s; the child was stopped"
+
+
+def _command(address: str, table: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "nasforge.runtime.cli", "search", "--space", "nb201",
+        "--evaluator", "table", "--table", str(table), "--trials", "40", "--seed", "3",
+        "--backend", "ray", "--address", address, "--replicas", "2", "--children", "2",
+        "--ps-shards", "2", "--option", "lr=0.05", "--out", str(out), "--no-progress",
+        "--no-onnx", *extra,
+    ]  # fmt: skip
+
+
+def _count(path: Path) -> int:
+    try:
+        with sqlite3.connect(path, timeout=30) as db:
+            return int(db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_a_sigkilled_driver_resumes_without_losing_or_repeating_a_trial(
+    cluster, table, tmp_path
+):
+    out = tmp_path / "search"
+    driver = subprocess.Popen(
+        _command(cluster, table, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 120
+    while _count(out / "search.db") < 12 and driver.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert driver.poll() is None, driver.stderr.read().decode() if driver.stderr else ""
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    with TrialStore.open(out / "search.db") as store:
+        before = _rows(store)
+    assert 12 <= len(before) < 40
+    finished = subprocess.run(
+        _command(cluster, table, out, "--resume"), capture_output=True, text=True, timeout=300
+    )
+    assert finished.returncode == 0, finished.stderr
+    with TrialStore.open(out / "search.db") as store:
+        _check_complete(store, 40)
+        after = _rows(store)
+    assert set(before) <= set(after)  # what was stored is kept as it was
+    assert "resumed at step" in finished.stderr
+
+
+def test_ray_options_without_the_ray_backend_are_refused(table, tmp_path):
+    from click.testing import CliRunner
+    from nasforge.runtime.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        ["search", "--space", "nb201", "--evaluator", "table", "--table", str(table),
+         "--trials", "2", "--replicas", "2", "--out", str(tmp_path / "s")],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--replicas need --backend ray" in result.output
