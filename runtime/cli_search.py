@@ -321,7 +321,9 @@ def search_command(
             click.echo(f"resuming the search in {out_dir}: {done} trials are stored", err=True)
         keeper = WeightsKeeper(out_dir / WEIGHTS_DIR, store.trials())
         try:
-            with _Progress(trials, done, keeper, enabled=not no_progress) as progress, executor:
+            unit = "round" if backend == "ray" and strategy == "reinforce" else "step"
+            bar = _Progress(trials, done, keeper, enabled=not no_progress, unit=unit)
+            with bar as progress, executor:
                 if backend == "ray" and strategy == "reinforce":
                     result = _run_on_ray(
                         search_space,
@@ -354,8 +356,9 @@ def search_command(
             raise SystemExit(EXIT_INTERRUPTED) from None
         if result.resumed_from is not None:
             click.echo(
-                f"resumed at step {result.resumed_from}: {done} trials were stored "
-                f"({result.reused} of that step reused, not re-run)",
+                f"resumed at {unit} {result.resumed_from}: {done} trials were stored "
+                f"({result.reused} of {'that step' if unit == 'step' else 'the reopened rounds'}"
+                " reused, not re-run)",
                 err=True,
             )
         data = scorer.data() if isinstance(scorer, TrainEvaluator) else None
@@ -559,7 +562,10 @@ def _run_on_ray(
 class _Progress:
     """A live progress bar (trials done, best reward, ETA) on a terminal, else a line per step."""
 
-    def __init__(self, total: int, done: int, keeper: Any, *, enabled: bool) -> None:
+    def __init__(
+        self, total: int, done: int, keeper: Any, *, enabled: bool, unit: str = "step"
+    ) -> None:
+        self.unit = unit  # "round" for the Ray backend's replica rounds
         self.total = total
         self.done = done
         self.keeper = keeper
@@ -621,7 +627,7 @@ class _Progress:
         mean = sum(recent) / len(recent) if recent else float("nan")
         elapsed = time.perf_counter() - self.began
         click.echo(
-            f"step {step}: {self.done}/{self.total} trials, best {self._best_text()}, "
+            f"{self.unit} {step}: {self.done}/{self.total} trials, best {self._best_text()}, "
             f"mean of the last {len(recent)} {mean:.4f}, {elapsed:.0f} s",
             err=True,
         )

@@ -10,7 +10,8 @@ the mean reward of the first quarter of the trials against the last quarter
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ class Report:
     trials: list[TrialRecord]
     top: list[TrialRecord]  # the best evaluated trials, best first, distinct architectures
     outputs: dict[str, Any]  # what the search wrote at its end (best files, ONNX status)
+    # The Ray backend: how many updates were how many versions stale.
+    staleness: dict[int, int] = field(default_factory=dict)
 
     @property
     def evaluated(self) -> list[TrialRecord]:
@@ -59,7 +62,8 @@ def build_report(
 ) -> Report:
     trials = store.trials()
     ranked = sorted((t for t in trials if t.status == "ok"), key=lambda t: (-t.reward, t.id))
-    return Report(store.config, trials, ranked[:top], outputs or {})
+    stale = Counter(r.staleness for r in store.rounds() if r.staleness is not None)
+    return Report(store.config, trials, ranked[:top], outputs or {}, dict(sorted(stale.items())))
 
 
 def _mean(values: list[float]) -> float:
@@ -92,6 +96,8 @@ def render(report: Report) -> str:
         f"architectures evaluated, {n - len(evaluated):,} repeats (not re-evaluated), "
         f"{len(report.failed):,} failed; evaluation time {seconds:,.1f} s (summed over trials)"
     )
+    if config.get("backend") == "ray":
+        lines.append(_distributed(config, report.staleness))
     quarters = report.quarter_means()
     if quarters is not None:
         first, last = quarters
@@ -128,6 +134,22 @@ def render(report: Report) -> str:
         if len(failures) > 10:
             lines.append(f"- ... and {len(failures) - 10} more (all in the store)")
     return "\n".join(lines) + "\n"
+
+
+def _distributed(config: dict[str, Any], staleness: dict[int, int]) -> str:
+    line = (
+        f"- backend ray: {config.get('replicas')} replicas x {config.get('children')} children, "
+        f"{config.get('ps_shards')} parameter-server shards"
+    )
+    updates = sum(staleness.values())
+    if not updates:
+        return line
+    mean = sum(k * v for k, v in staleness.items()) / updates
+    counts = ", ".join(f"{k}: {v}" for k, v in staleness.items())
+    return (
+        f"{line}; {updates:,} updates, staleness (versions behind: updates) {counts}; "
+        f"mean {mean:.2f}, max {max(staleness)}"
+    )
 
 
 def plot_rewards(report: Report, path: Path) -> Path:

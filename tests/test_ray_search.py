@@ -184,7 +184,8 @@ def test_a_sigkilled_driver_resumes_without_losing_or_repeating_a_trial(
         _check_complete(store, 40)
         after = _rows(store)
     assert set(before) <= set(after)  # what was stored is kept as it was
-    assert "resumed at step" in finished.stderr
+    assert "resumed at round" in finished.stderr
+    assert "- backend ray: 2 replicas x 2 children, 2 parameter-server shards; " in finished.stdout
 
 
 def test_ray_options_without_the_ray_backend_are_refused(table, tmp_path):
