@@ -39,6 +39,17 @@ class Reinforce(Strategy):
     - baseline_decay (0.95): b <- decay * b + (1 - decay) * mean reward of a tell.
     - advantage_norm (False): divide the advantages R - b by their standard
       deviation within the batch (scale-free rewards).
+    - advantage_rms_decay (None): when set to d, divide the advantages by the root of
+      a moving mean square of earlier advantages, s <- d * s + (1 - d) * mean (R - b)^2
+      (this batch included; `tell` advances s). Adam alone divides by the mean square
+      gradient since the start, so the small reward differences among good cells late
+      in a search give ever smaller steps; this keeps the step size steady instead.
+    - top_k (0), top_k_weight (1.0): priority-queue training (Abolafia et al. 2018,
+      "Neural program synthesis with priority queue training"): `tell` keeps the
+      top_k best distinct proposals told so far, and `loss` adds
+      -top_k_weight * mean log p(a) over them, pulling the policy towards the best
+      architectures found, whose neighbours it then samples (the objective of a search
+      is the best reward it finds, not the mean). 0 turns it off.
     - temperature (1.0), tanh_constant (None): logits / temperature, and
       c * tanh(logits / c) when tanh_constant is c.
     - grad_clip (None): clip the gradient norm to this value.
@@ -68,6 +79,9 @@ class Reinforce(Strategy):
         entropy_weight: float = 1e-4,
         baseline_decay: float = 0.95,
         advantage_norm: bool = False,
+        advantage_rms_decay: float | None = None,
+        top_k: int = 0,
+        top_k_weight: float = 1.0,
         temperature: float = 1.0,
         tanh_constant: float | None = None,
         grad_clip: float | None = None,
@@ -106,6 +120,16 @@ class Reinforce(Strategy):
         self.entropy_weight = entropy_weight
         self.baseline_decay = baseline_decay
         self.advantage_norm = advantage_norm
+        if advantage_rms_decay is not None and not 0 <= advantage_rms_decay < 1:
+            raise ValueError("advantage_rms_decay must be in [0, 1)")
+        self.advantage_rms_decay = advantage_rms_decay
+        self.advantage_ms: float | None = None  # the moving mean square of R - b
+        if top_k < 0:
+            raise ValueError("top_k must be >= 0")
+        self.top_k = top_k
+        self.top_k_weight = top_k_weight
+        # top_k's queue: (reward, decisions, depth) of the best distinct proposals, best first
+        self.top: list[tuple[float, tuple[int, ...], int | None]] = []
         self.grad_clip = grad_clip
         self.baseline: float | None = None
         self.samples = 0  # proposals handed out: the depth schedule's clock
@@ -164,10 +188,22 @@ class Reinforce(Strategy):
 
     def advantages(self, rewards: Tensor, baseline: float | None) -> Tensor:
         """R - b for a batch's rewards (b: the batch mean when there is no baseline yet)."""
-        advantages = rewards - (float(rewards.mean()) if baseline is None else baseline)
+        raw = rewards - (float(rewards.mean()) if baseline is None else baseline)
+        advantages = raw
         if self.advantage_norm and len(rewards) > 1:
             advantages = advantages / (rewards.std() + 1e-8)
+        if self.advantage_rms_decay is not None:
+            advantages = advantages / (self._next_advantage_ms(raw) ** 0.5 + 1e-8)
         return advantages
+
+    def _next_advantage_ms(self, advantages: Tensor) -> float:
+        """advantage_rms_decay's moving mean square after a batch's advantages."""
+        assert self.advantage_rms_decay is not None
+        mean_square = float((advantages**2).mean())
+        if not self.advantage_ms:  # none yet (or only the first batch's zero R - mean R)
+            return mean_square
+        decay = self.advantage_rms_decay
+        return decay * self.advantage_ms + (1 - decay) * mean_square
 
     def next_baseline(self, baseline: float | None, rewards: Tensor) -> float:
         """The moving average after a batch: decay * b + (1 - decay) * mean reward."""
@@ -178,14 +214,44 @@ class Reinforce(Strategy):
 
     def _advantages(self, rewards: Tensor) -> Tensor:
         advantages = self.advantages(rewards, self.baseline)
+        if self.advantage_rms_decay is not None:
+            raw = rewards - (float(rewards.mean()) if self.baseline is None else self.baseline)
+            self.advantage_ms = self._next_advantage_ms(raw)
         self.baseline = self.next_baseline(self.baseline, rewards)
         return advantages
 
     def loss(self, proposals: Sequence[Proposal], advantages: Tensor) -> tuple[Tensor, Tensor]:
-        """The REINFORCE loss of a batch (with gradient) and the batch's mean entropy."""
-        log_prob, entropy = self._score(proposals)
-        loss = -(advantages * log_prob).mean() - self.entropy_weight * entropy.mean()
-        return loss, entropy.detach().mean()
+        """The REINFORCE loss of a batch (with gradient) and the batch's mean entropy.
+
+        With top_k, plus top_k_weight times the queue's mean negative log-probability."""
+        queue = self._queue() if self.top_k else []
+        # The batch and the queue through the LSTM in one pass (most of a step's cost).
+        log_prob, entropy = self._score([*proposals, *queue])
+        n = len(proposals)
+        loss = -(advantages * log_prob[:n]).mean() - self.entropy_weight * entropy[:n].mean()
+        if queue:
+            loss = loss - self.top_k_weight * log_prob[n:].mean()
+        return loss, entropy[:n].detach().mean()
+
+    def remember(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> None:
+        """Put told proposals into top_k's queue (a no-op when top_k is 0); `tell` calls it."""
+        if not self.top_k:
+            return
+        best: dict[tuple[tuple[int, ...], int | None], float] = {
+            (decisions, depth): reward for reward, decisions, depth in self.top
+        }
+        for proposal, reward in zip(proposals, rewards, strict=True):
+            key = (tuple(proposal.decisions), proposal.depth)
+            best[key] = max(float(reward), best.get(key, float("-inf")))
+        ranked = sorted(best.items(), key=lambda item: -item[1])  # stable: earlier first on ties
+        self.top = [(reward, key[0], key[1]) for key, reward in ranked[: self.top_k]]
+
+    def _queue(self) -> list[Proposal]:
+        return [Proposal("", decisions, depth) for _, decisions, depth in self.top]
+
+    def _top_k_loss(self) -> Tensor:
+        log_prob, _ = self._score(self._queue())
+        return -self.top_k_weight * log_prob.mean()
 
     def backward(self, loss: Tensor) -> float:
         """Fill the policy's .grad with d loss (clipped to grad_clip); the norm before clipping.
@@ -213,6 +279,7 @@ class Reinforce(Strategy):
 
     def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
         reward = self._rewards(proposals, rewards)
+        self.remember(proposals, rewards)
         advantages = self._advantages(reward)
         loss, entropy = self.loss(proposals, advantages)
         norm = self._step(loss)
@@ -232,6 +299,8 @@ class Reinforce(Strategy):
             "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "baseline": self.baseline,
+            "advantage_ms": self.advantage_ms,
+            "top": [(reward, list(decisions), depth) for reward, decisions, depth in self.top],
             "samples": self.samples,
             "updates": self.updates,
             "generator": self.generator.get_state(),
@@ -242,6 +311,12 @@ class Reinforce(Strategy):
         self.optimizer.load_state_dict(state["optimizer"])
         baseline = state["baseline"]
         self.baseline = None if baseline is None else float(baseline)
+        advantage_ms = state.get("advantage_ms")
+        self.advantage_ms = None if advantage_ms is None else float(advantage_ms)
+        self.top = [
+            (float(reward), tuple(int(d) for d in decisions), None if depth is None else int(depth))
+            for reward, decisions, depth in state.get("top", [])
+        ]
         self.samples = int(state["samples"])
         self.updates = int(state["updates"])
         self.generator.set_state(state["generator"])
@@ -271,6 +346,7 @@ class PPO(Reinforce):
 
     def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
         reward = self._rewards(proposals, rewards)
+        self.remember(proposals, rewards)
         advantages = self._advantages(reward)
         with torch.no_grad():
             old, _ = self._score(proposals)
@@ -281,6 +357,8 @@ class PPO(Reinforce):
             clipped = torch.clamp(ratio, 1 - self.clip, 1 + self.clip)
             objective = torch.minimum(ratio * advantages, clipped * advantages)
             loss = -objective.mean() - self.entropy_weight * entropy.mean()
+            if self.top_k and self.top:
+                loss = loss + self._top_k_loss()
             norm = self._step(loss)
             stats = {
                 "loss": float(loss.detach()),
