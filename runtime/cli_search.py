@@ -308,8 +308,7 @@ def search_command(
     # evaluator sets its own count for each trial.
     torch.set_num_threads(1)
     proposer = _make_strategy(strategy, search_space, seed, options)
-    if backend == "ray":
-        _connect_ray(address)
+    connected_here = backend == "ray" and _connect_ray(address)
     if backend == "ray" and strategy == "reinforce":
         executor: Any = contextlib.nullcontext()  # replicas and children are Ray's
     else:
@@ -367,7 +366,7 @@ def search_command(
         write_report(out_dir, report)
     finally:
         store.close()
-        if backend == "ray":
+        if connected_here:
             import ray
 
             ray.shutdown()  # a local cluster ends here; a joined one only loses this driver
@@ -500,8 +499,10 @@ def _resources(cluster: dict[str, Any], timeout: float | None) -> Any:
     )
 
 
-def _connect_ray(address: str | None) -> None:
-    """Join the cluster at `address`, or start a local one on this machine."""
+def _connect_ray(address: str | None) -> bool:
+    """Join the cluster at `address`, or start a local one on this machine; False when this
+    process was connected already (a program that runs the command itself), which it then
+    keeps connected."""
     try:
         import ray
     except ImportError:
@@ -510,6 +511,8 @@ def _connect_ray(address: str | None) -> None:
         ) from None
     import logging
 
+    if ray.is_initialized():
+        return False
     try:
         ray.init(
             address=address,
@@ -520,6 +523,7 @@ def _connect_ray(address: str | None) -> None:
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise Failure(f"--backend ray: cannot start or join {where}: {err}") from None
+    return True
 
 
 def _run_on_ray(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from nasforge.controller.param_server import (
+    Layout,
     ReplicaCore,
     dump,
     initial_generator,
@@ -117,3 +118,15 @@ def test_a_shard_checkpoint_restores_weights_moments_version_and_applied_rounds(
 def test_replicas_other_than_the_first_draw_other_strings():
     assert not torch.equal(initial_generator(3, 0), initial_generator(3, 1))
     assert torch.equal(initial_generator(3, 0), torch.Generator().manual_seed(3).get_state())
+
+
+def test_a_layout_packs_named_tensors_and_unpacks_any_subset_of_them():
+    tensors = {"a": torch.randn(2, 3), "b": torch.randn(4), "c": torch.randn(1, 1, 2)}
+    layout = Layout.of(tensors)
+    packed = layout.pack(tensors)
+    assert packed.shape == (12,) and packed.dtype.name == "float32"
+    assert all(torch.equal(layout.unpack(packed)[n], t) for n, t in tensors.items())
+    some = layout.unpack(layout.pack({"a": tensors["a"], "c": tensors["c"]}), ["a", "c"])
+    assert sorted(some) == ["a", "c"] and torch.equal(some["c"], tensors["c"])
+    with pytest.raises(ValueError, match="a packed vector of 12 values for 6"):
+        layout.unpack(packed, ["a"])

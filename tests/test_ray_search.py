@@ -94,7 +94,7 @@ def test_one_replica_one_child_samples_the_local_backends_strings(cluster, table
 
 def test_a_killed_child_worker_and_a_killed_replica_lose_nothing(cluster, table, tmp_path):
     marks = tmp_path / "evaluations"
-    evaluator = KillOnceTableEvaluator(table, marks, kill_at=5, delay=0.3)
+    evaluator = KillOnceTableEvaluator(table, marks, kill_at=5, delay=0.25)
     store = TrialStore.create(tmp_path / "search.db", {})
     settings = RaySettings(replicas=2, children=2, name_prefix="faults")
     killed: list[float] = []
@@ -111,13 +111,13 @@ def test_a_killed_child_worker_and_a_killed_replica_lose_nothing(cluster, table,
         {},
         evaluator,
         store,
-        trials=60,
+        trials=48,
         seed=2,
         settings=settings,
         on_trial=kill_a_replica,
     )
-    _check_complete(store, 60)
-    assert result.trials == 60
+    _check_complete(store, 48)
+    assert result.trials == 48
     # The 5th evaluation's process died and Ray ran that child again: one more evaluation
     # than evaluated trials, and no trial failed.
     records = store.trials()
@@ -140,6 +140,25 @@ def test_a_child_that_always_dies_fails_after_its_retries_and_a_slow_one_times_o
     assert (results[2].status, results[2].reward) == ("ok", 0.5)
     assert (results[3].status, results[3].metrics["reason"]) == ("failed", "timeout")
     assert results[3].error == "timed out: no result after 2 s; the child was stopped"
+
+
+def test_a_trained_childs_weights_come_back_to_the_drivers_folder(cluster, tmp_path):
+    from nasforge.runtime.evaluators import TrainEvaluator
+
+    folder = tmp_path / "weights"
+    evaluator = TrainEvaluator("digits", epochs=1, threads=1, weights_dir=folder)
+    arch = "cnn input 1x8x8 classes 10; L1: conv 3x3 n8; L2: conv 3x3 n8 <- L1"
+    with RayExecutor(evaluator, ChildResources(), workers=1) as executor:
+        (result,) = executor.run([Job(1, arch)])
+    assert result.outcome.status == "ok", result.outcome.error
+    assert result.worker.startswith("ray ")
+    saved = folder / result.outcome.metrics["weights"]
+    from nasforge.codegen import load
+    from nasforge.grammar import parse
+
+    model = load(parse(arch)).build_model()
+    model.load_state_dict(torch.load(saved, weights_only=True))  # strict: every tensor
+    assert [p.name for p in folder.iterdir()] == [saved.name]  # no partial file left
 
 
 def _command(address: str, table: Path, out: Path, *extra: str) -> list[str]:
@@ -186,6 +205,26 @@ def test_a_sigkilled_driver_resumes_without_losing_or_repeating_a_trial(
     assert set(before) <= set(after)  # what was stored is kept as it was
     assert "resumed at round" in finished.stderr
     assert "- backend ray: 2 replicas x 2 children, 2 parameter-server shards; " in finished.stdout
+
+
+def test_other_strategies_run_their_children_as_ray_tasks(cluster, table, tmp_path):
+    from click.testing import CliRunner
+    from nasforge.runtime.cli import cli
+
+    out = tmp_path / "evolution"
+    result = CliRunner().invoke(
+        cli,
+        ["search", "--space", "nb201", "--evaluator", "table", "--table", str(table),
+         "--strategy", "evolution", "--option", "population=4", "--trials", "10",
+         "--backend", "ray", "--children", "2", "--out", str(out), "--no-onnx", "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert ray.is_initialized()  # the command left the caller's connection alone
+    with TrialStore.open(out / "search.db") as store:
+        records = store.trials()
+        assert [t.id for t in records] == list(range(1, 11))
+        assert {t.worker.split()[0] for t in records if t.status == "ok"} == {"ray"}
+        assert store.config["batch"] == 2
 
 
 def test_ray_options_without_the_ray_backend_are_refused(table, tmp_path):
