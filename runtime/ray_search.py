@@ -62,6 +62,10 @@ from .ray_backend import (
 from .store import RoundRecord, TrialRecord, TrialStore
 
 RoundCallback = Callable[[int, dict[str, float]], None]
+# Reinforce options whose state (a moving mean square of advantages, a queue of the best
+# proposals) lives in the strategy between updates: replicas keep no state and the
+# shards keep only the baseline, so the Ray backend refuses them rather than ignore them.
+LOCAL_ONLY_OPTIONS = ("advantage_rms_decay", "top_k", "top_k_weight")
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,12 @@ class _Driver:
     ) -> None:
         if settings.replicas < 1 or settings.children < 1:
             raise ValueError("need at least one replica and one child per round")
+        local_only = [key for key in LOCAL_ONLY_OPTIONS if key in options]
+        if local_only:
+            raise ValueError(
+                f"the Ray backend cannot run the option(s) {', '.join(local_only)}: their "
+                "state lives in one controller between updates (use --backend local)"
+            )
         self.store = store
         self.trials = trials
         self.seed = seed

@@ -227,6 +227,20 @@ def test_other_strategies_run_their_children_as_ray_tasks(cluster, table, tmp_pa
         assert store.config["batch"] == 2
 
 
+def test_options_whose_state_a_replica_cannot_keep_are_refused(cluster, table, tmp_path):
+    store = TrialStore.create(tmp_path / "s.db", {})
+    with pytest.raises(ValueError, match=r"cannot run the option\(s\) top_k: their state"):
+        run_ray_search(
+            load_space("nb201"),
+            {"top_k": 5},
+            TableEvaluator(table),
+            store,
+            trials=2,
+            seed=0,
+            settings=RaySettings(),
+        )
+
+
 def test_ray_options_without_the_ray_backend_are_refused(table, tmp_path):
     from click.testing import CliRunner
     from nasforge.runtime.cli import cli
