@@ -130,7 +130,9 @@ class ParameterShard:
         """One Adam step with the gradient of round `round_id`, unless it was applied before."""
         if round_id in self.applied:
             return Applied(self.version, 0, applied=False)
-        staleness = self.version - pulled_version
+        # Never negative: a shard restored from a checkpoint older than the weights a stored
+        # round sampled with counts its versions again from there.
+        staleness = max(0, self.version - pulled_version)
         for name, param in self.params.items():
             # A parameter no proposal reached has no gradient: Adam leaves it (and its
             # moments) alone, as the local optimizer does.
