@@ -39,7 +39,7 @@ from nasforge.controller.strategy import make_strategy
 from nasforge.controller.table import TableEvaluator
 from nasforge.runtime.evaluators import TrainEvaluator
 from nasforge.runtime.executors import InProcessExecutor, LocalPoolExecutor
-from nasforge.runtime.ray_backend import ChildResources
+from nasforge.runtime.ray_children import ChildResources
 from nasforge.runtime.ray_search import RaySettings, run_ray_search
 from nasforge.runtime.store import TrialStore
 

@@ -455,7 +455,7 @@ def _make_executor(
     from .executors import InProcessExecutor, LocalPoolExecutor
 
     if cluster["children"] is not None:  # the Ray backend: children are Ray tasks
-        from .ray_backend import RayExecutor
+        from .ray_children import RayExecutor
 
         return RayExecutor(scorer, _resources(cluster, timeout), workers=cluster["children"])
     if name == "inline" or (name == "auto" and evaluator == "table"):
@@ -489,7 +489,7 @@ def _ray_settings(
 
 
 def _resources(cluster: dict[str, Any], timeout: float | None) -> Any:
-    from .ray_backend import ChildResources
+    from .ray_children import ChildResources
 
     return ChildResources(
         cpus=cluster["cpus_per_child"],

@@ -51,14 +51,8 @@ from nasforge.controller.space import Space
 from nasforge.controller.strategy import Proposal
 
 from .executors import Job
-from .ray_backend import (
-    ChildResources,
-    ReplicaActor,
-    ShardActor,
-    child_result,
-    keep_weights,
-    submit_child,
-)
+from .ray_backend import ReplicaActor, ShardActor
+from .ray_children import ChildResources, child_result, keep_weights, submit_child
 from .store import RoundRecord, TrialRecord, TrialStore
 
 RoundCallback = Callable[[int, dict[str, float]], None]

@@ -22,7 +22,7 @@ from nasforge.controller.space import load_space  # noqa: E402
 from nasforge.controller.strategy import make_strategy  # noqa: E402
 from nasforge.controller.table import TableEvaluator  # noqa: E402
 from nasforge.runtime.executors import InProcessExecutor, Job  # noqa: E402
-from nasforge.runtime.ray_backend import ChildResources, RayExecutor  # noqa: E402
+from nasforge.runtime.ray_children import ChildResources, RayExecutor  # noqa: E402
 from nasforge.runtime.ray_search import RaySettings, replica_name, run_ray_search  # noqa: E402
 from nasforge.runtime.store import TrialStore  # noqa: E402
 from search_doubles import (  # noqa: E402
