@@ -36,6 +36,10 @@ from .space import Space
 from .strategy import Proposal
 
 Weights = dict[str, Tensor]
+# Reinforce options whose state (a moving mean square of advantages, a queue of the best
+# proposals) lives in one controller between updates: replicas keep no state and the
+# shards only the baseline, so asynchronous training refuses them rather than ignore them.
+LOCAL_ONLY_OPTIONS = ("advantage_rms_decay", "top_k", "top_k_weight")
 
 
 @dataclass(frozen=True)

@@ -260,7 +260,7 @@ def search_command(
         "child_retries": child_retries,
     }
     if backend == "ray":
-        cluster = _ray_settings(ray_options, strategy, batch, timeout)
+        cluster = _ray_settings(ray_options, strategy, batch, options)
         batch = cluster["children"]
     else:
         given = [f"--{k.replace('_', '-')}" for k, v in ray_options.items() if v is not None]
@@ -466,7 +466,7 @@ def _make_executor(
 
 
 def _ray_settings(
-    given: dict[str, Any], strategy: str, batch: int | None, timeout: float | None
+    given: dict[str, Any], strategy: str, batch: int | None, options: dict[str, Any]
 ) -> dict[str, Any]:
     """The Ray backend's settings with their defaults; Failure for what cannot work."""
     settings = {
@@ -484,6 +484,14 @@ def _ray_settings(
         raise Failure(
             "--replicas and --ps-shards drive the asynchronous REINFORCE controller: they need "
             f"--strategy reinforce (--strategy {strategy} runs its children as Ray tasks)"
+        )
+    from nasforge.controller.param_server import LOCAL_ONLY_OPTIONS
+
+    local_only = [key for key in LOCAL_ONLY_OPTIONS if key in options]
+    if strategy == "reinforce" and local_only:
+        raise Failure(
+            f"--option {', '.join(local_only)}: the Ray backend's replicas keep no state "
+            "between updates, and this option needs some; use --backend local"
         )
     return settings
 
@@ -513,6 +521,8 @@ def _connect_ray(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
+    if address and address != "auto":
+        _check_reachable(address)
     try:
         ray.init(
             address=address,
@@ -524,6 +534,22 @@ def _connect_ray(address: str | None) -> bool:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise Failure(f"--backend ray: cannot start or join {where}: {err}") from None
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once on an address nothing listens at (ray.init would retry for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise Failure(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.1:6379) or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as err:
+        raise Failure(
+            f"--address {address}: no Ray cluster answers there ({err.strerror or err}); "
+            "start one with `ray start --head` or leave --address out for a local one"
+        ) from None
 
 
 def _run_on_ray(

@@ -33,6 +33,7 @@ from typing import Any
 import ray
 from nasforge.controller.evaluator import Evaluator
 from nasforge.controller.param_server import (
+    LOCAL_ONLY_OPTIONS,
     Layout,
     dump,
     initial_generator,
@@ -56,10 +57,6 @@ from .ray_children import ChildResources, child_result, keep_weights, submit_chi
 from .store import RoundRecord, TrialRecord, TrialStore
 
 RoundCallback = Callable[[int, dict[str, float]], None]
-# Reinforce options whose state (a moving mean square of advantages, a queue of the best
-# proposals) lives in the strategy between updates: replicas keep no state and the
-# shards keep only the baseline, so the Ray backend refuses them rather than ignore them.
-LOCAL_ONLY_OPTIONS = ("advantage_rms_decay", "top_k", "top_k_weight")
 
 
 @dataclass(frozen=True)

@@ -247,16 +247,3 @@ def test_options_whose_state_a_replica_cannot_keep_are_refused(cluster, table, t
             seed=0,
             settings=RaySettings(),
         )
-
-
-def test_ray_options_without_the_ray_backend_are_refused(table, tmp_path):
-    from click.testing import CliRunner
-    from nasforge.runtime.cli import cli
-
-    result = CliRunner().invoke(
-        cli,
-        ["search", "--space", "nb201", "--evaluator", "table", "--table", str(table),
-         "--trials", "2", "--replicas", "2", "--out", str(tmp_path / "s")],
-    )  # fmt: skip
-    assert result.exit_code == 2
-    assert "--replicas need --backend ray" in result.output

@@ -113,6 +113,12 @@ def test_resume_with_more_trials_extends_the_search(table: Path, tmp_path: Path)
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--resume"], "--resume: there is no search to resume in "),
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--option", "lr"], "--option 'lr': expected KEY=VALUE"),
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--strategy", "random", "--option", "lr=0.1"], "--strategy random: bad --option: "),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--replicas", "2", "--ps-shards", "2"], "--replicas, --ps-shards need --backend ray"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers there (Connection refused); start one with `ray start --head`"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--address", "head"], "--address head: expected HOST:PORT (e.g. 10.0.0.1:6379) or auto"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--strategy", "random", "--replicas", "2"], "--replicas and --ps-shards drive the asynchronous REINFORCE controller: they need --strategy reinforce"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--batch", "4", "--children", "2"], "--batch 4 and --children 2 disagree; give one"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--option", "top_k=5"], "--option top_k: the Ray backend's replicas keep no state between updates"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(
