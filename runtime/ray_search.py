@@ -15,11 +15,12 @@ finishes, and submits the children itself, so a replica that dies loses no child
 
 What survives a SIGKILL of the driver (`--resume`): every round is stored, with its
 proposals, trial ids, the weights it sampled with and the replica's generator state,
-before any of its children starts; every finished trial; and, after each update, a
-checkpoint of every shard listing the rounds it has applied. Resuming restores the
-shards, finishes the stored rounds' missing children (never re-sampling them) and
-pushes again the gradients of rounds that some shard had not applied (a shard skips
-a round it has applied), then samples on. Trials are neither lost nor repeated.
+before any of its children starts; every finished trial; and, at most a second after
+each update, a checkpoint of every shard listing the rounds it has applied. Resuming
+restores the shards, finishes the stored rounds' missing children (never re-sampling
+them) and pushes again the gradients of rounds that some shard had not applied (a
+shard skips a round it has applied), then samples on. Trials are neither lost nor
+repeated.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ from .ray_children import ChildResources, child_result, keep_weights, submit_chi
 from .store import RoundRecord, TrialRecord, TrialStore
 
 RoundCallback = Callable[[int, dict[str, float]], None]
+# The shards are checkpointed at most this often (and once more at the end). Rounds keep
+# the weights they sampled with until a checkpoint covers them, so a resumed search can
+# replay any push made since; a checkpoint per update would cost a store write per trial.
+CHECKPOINT_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -165,8 +170,9 @@ class _Driver:
         self.running: dict[str, tuple[int, int]] = {}  # arch -> (round, slot) evaluating it
         self.waiting: dict[str, list[tuple[int, int]]] = {}  # arch -> its repeats in rounds
         self.pushing: set[int] = set()  # rounds whose update is in flight
-        self.snapshot: list[ray.ObjectRef] = []
-        self.snapshot_again = False
+        self.snapshot: list[ray.ObjectRef] = []  # the shards' checkpoints being taken
+        self.snapshot_due = False  # an update was pushed since the last one was asked for
+        self.snapshot_asked = -CHECKPOINT_EVERY_S
         self.evaluated = len(self.known)
         self.on_trial: TrialCallback | None = None
         self.on_round: RoundCallback | None = None
@@ -186,8 +192,14 @@ class _Driver:
             # A replica with a reopened round samples again once that round is pushed.
             if not any(r.replica == replica for r in self.open.values()):
                 self._sample(replica)
-        while self.pending or self.snapshot:
-            ready, _ = ray.wait(list(self.pending) + self.snapshot, num_returns=1)
+        while self.pending or self.snapshot or self.snapshot_due:
+            self._checkpoint_shards(final=not self.pending)
+            wait = None
+            if self.snapshot_due and not self.snapshot:
+                wait = max(0.0, self.snapshot_asked + CHECKPOINT_EVERY_S - time.monotonic())
+            ready, _ = ray.wait(list(self.pending) + self.snapshot, num_returns=1, timeout=wait)
+            if not ready:
+                continue
             if ready[0] in self.pending:
                 kind, what = self.pending.pop(ready[0])
                 getattr(self, f"_{kind}_done")(ready[0], what)
@@ -350,24 +362,25 @@ class _Driver:
         self.store.tell_round(number, int(stats["staleness"]), stats)
         if self.on_round is not None:
             self.on_round(number, stats)
-        self._checkpoint_shards()
+        self.snapshot_due = True
         if not any(r.replica == round_.replica for r in self.open.values()):
             self._sample(round_.replica)
 
-    def _checkpoint_shards(self) -> None:
-        if self.snapshot:
-            self.snapshot_again = True  # one at a time; take another when this one is saved
+    def _checkpoint_shards(self, *, final: bool) -> None:
+        """Ask every shard for its checkpoint when one is due (one at a time)."""
+        if not self.snapshot_due or self.snapshot:
+            return
+        if not final and time.monotonic() < self.snapshot_asked + CHECKPOINT_EVERY_S:
             return
         self.snapshot = [shard.checkpoint.remote() for shard in self.shards]
+        self.snapshot_due = False
+        self.snapshot_asked = time.monotonic()
 
     def _save_snapshot(self) -> None:
         taken = self._get(self.snapshot, "a parameter-server shard (checkpoint)")
         self.snapshot = []
         applied = set.intersection(*(set(rounds) for _, _, rounds in taken))
         self.store.save_shards([(version, state) for version, state, _ in taken], applied)
-        if self.snapshot_again:
-            self.snapshot_again = False
-            self._checkpoint_shards()
 
     def _get(self, ref: Any, what: str) -> Any:
         try:
