@@ -88,8 +88,28 @@ class _Round:
     weights: bytes
     rewards: list[float | None] = field(default_factory=list)
 
+    @property
+    def size(self) -> int:
+        return len(self.proposals)
+
     def complete(self) -> bool:
         return all(r is not None for r in self.rewards)
+
+    @classmethod
+    def of(cls, record: RoundRecord) -> _Round:
+        """A stored round, none of its rewards known yet."""
+        proposals = [
+            Proposal(p["arch"], tuple(p["decisions"]), p["depth"]) for p in record.proposals
+        ]
+        return cls(
+            record.round,
+            record.replica,
+            record.first_trial,
+            proposals,
+            record.versions,
+            record.weights or b"",
+            [None] * len(proposals),
+        )
 
 
 def run_ray_search(
@@ -229,19 +249,8 @@ class _Driver:
         reused = 0
         stored = {t.id: t for t in self.store.trials()} if reopened else {}
         for record in reopened:
-            proposals = [
-                Proposal(p["arch"], tuple(p["decisions"]), p["depth"]) for p in record.proposals
-            ]
-            round_ = _Round(
-                record.round,
-                record.replica % self.settings.replicas,
-                record.first_trial,
-                proposals,
-                record.versions,
-                record.weights or b"",
-                [None] * len(proposals),
-            )
-            for slot in range(len(proposals)):
+            round_ = _Round.of(record)
+            for slot in range(round_.size):
                 trial = stored.get(record.first_trial + slot)
                 if trial is not None:
                     round_.rewards[slot] = trial.reward
@@ -269,30 +278,21 @@ class _Driver:
         self.next_round += 1
         self.next_trial += len(sampled.proposals)
         self.generators[replica] = sampled.generator
-        self.store.add_round(
-            RoundRecord(
-                round=number,
-                replica=replica,
-                first_trial=first,
-                proposals=tuple(
-                    {"arch": p.arch, "decisions": list(p.decisions), "depth": p.depth}
-                    for p in sampled.proposals
-                ),
-                versions=sampled.versions,
-                weights=sampled.weights,
-                generator=dump(sampled.generator),
-                sampled_at=time.time(),
-            )
+        record = RoundRecord(
+            round=number,
+            replica=replica,
+            first_trial=first,
+            proposals=tuple(
+                {"arch": p.arch, "decisions": list(p.decisions), "depth": p.depth}
+                for p in sampled.proposals
+            ),
+            versions=sampled.versions,
+            weights=sampled.weights,
+            generator=dump(sampled.generator),
+            sampled_at=time.time(),
         )
-        round_ = _Round(
-            number,
-            replica,
-            first,
-            sampled.proposals,
-            sampled.versions,
-            sampled.weights,
-            [None] * len(sampled.proposals),
-        )
+        self.store.add_round(record)
+        round_ = _Round.of(record)
         self.open[number] = round_
         self._dispatch(round_)
 
