@@ -47,6 +47,7 @@ IDENTITY = (
     "seed",
     "batch",
 )
+IDENTITY_DEFAULTS = {"backend": "local"}  # for stores older than the key
 
 
 def _cores() -> int:
@@ -308,12 +309,20 @@ def search_command(
     # evaluator sets its own count for each trial.
     torch.set_num_threads(1)
     proposer = _make_strategy(strategy, search_space, seed, options)
-    connected_here = backend == "ray" and _connect_ray(address)
+    # A resumed search is checked against its store before a Ray cluster is started for it.
+    store = _open_store(out_dir / STORE_FILE, config, resume) if resume else None
+    try:
+        connected_here = backend == "ray" and _connect_ray(address)
+    except Failure:
+        if store is not None:
+            store.close()
+        raise
     if backend == "ray" and strategy == "reinforce":
         executor: Any = contextlib.nullcontext()  # replicas and children are Ray's
     else:
         executor = _make_executor(executor_name, evaluator, scorer, workers, timeout, cluster)
-    store = _open_store(out_dir / STORE_FILE, config, resume)
+    if store is None:
+        store = _open_store(out_dir / STORE_FILE, config, resume)
     try:
         done = store.count()
         if resume:
@@ -401,11 +410,16 @@ def _open_store(path: Path, config: dict[str, Any], resume: bool) -> Any:
             raise Failure(str(err)) from None
     store = TrialStore.open(path)
     stored = store.config
+
+    def recorded(key: str) -> Any:
+        # A store written before a key existed ran with that key's default.
+        return stored.get(key, IDENTITY_DEFAULTS.get(key))
+
     config["batch"] = config["batch"] or stored.get("batch")  # not given: the stored one
     differences = [
-        f"--{key} {_show(config.get(key))} (the stored search has {_show(stored.get(key))})"
+        f"--{key} {_show(config.get(key))} (the stored search has {_show(recorded(key))})"
         for key in IDENTITY
-        if stored.get(key) != config.get(key)
+        if recorded(key) != config.get(key)
     ]
     if differences:
         store.close()

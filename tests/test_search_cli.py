@@ -133,6 +133,22 @@ def test_bad_input_exits_2_with_a_message(
     assert not (tmp_path / "run" / "search.db").exists()  # a failed start leaves no store
 
 
+def test_a_store_from_before_the_ray_backend_resumes(table: Path, tmp_path: Path) -> None:
+    out = tmp_path / "old"
+    assert table_search(table, out, "--trials", "8").exit_code == 0
+    with sqlite3.connect(out / "search.db") as db:
+        config = json.loads(db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
+        for key in ("backend", "replicas", "ps_shards", "children"):
+            del config[key]
+        db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
+    result = table_search(table, out, "--trials", "12", "--resume")
+    assert result.exit_code == 0, result.output
+    assert len(rows(out)) == 12
+    refused = table_search(table, out, "--trials", "12", "--resume", "--backend", "ray")
+    assert refused.exit_code == 2
+    assert "--backend ray (the stored search has local)" in refused.output
+
+
 def test_an_out_dir_holding_a_search_is_not_overwritten(table: Path, table_out: Path) -> None:
     before = rows(table_out)
     result = table_search(table, table_out)
