@@ -309,6 +309,13 @@ def search_command(
     # evaluator sets its own count for each trial.
     torch.set_num_threads(1)
     proposer = _make_strategy(strategy, search_space, seed, options)
+    if backend == "ray" and strategy == "reinforce":
+        tensors = len(list(proposer.policy.parameters()))
+        if cluster["ps_shards"] > tensors:
+            raise Failure(
+                f"--ps-shards {cluster['ps_shards']}: a shard holds whole parameter tensors "
+                f"and the controller of space {space} has {tensors}; use at most {tensors}"
+            )
     # A resumed search is checked against its store before a Ray cluster is started for it.
     store = _open_store(out_dir / STORE_FILE, config, resume) if resume else None
     try:
