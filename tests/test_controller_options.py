@@ -73,9 +73,12 @@ def test_advantage_rms_decay_changes_what_is_learned() -> None:
 
 
 @pytest.mark.parametrize("cls", [Reinforce, PPO])
-def test_checkpoint_with_advantage_rms_decay_resumes_exactly(cls: type[Reinforce]) -> None:
+@pytest.mark.parametrize("option", [{"advantage_rms_decay": 0.9}, {"top_k": 4}])
+def test_a_checkpoint_with_a_stateful_option_resumes_exactly(
+    cls: type[Reinforce], option: dict[str, float]
+) -> None:
     space = load_space("nb201")
-    options = {"lr": 0.01, "tanh_constant": 3.0, "advantage_rms_decay": 0.9}
+    options = {"lr": 0.01, "tanh_constant": 3.0, **option}
     controller = cls(space, seed=3, **options)
     _drive(controller, 6, m=2)
     buffer = io.BytesIO()
@@ -85,6 +88,7 @@ def test_checkpoint_with_advantage_rms_decay_resumes_exactly(cls: type[Reinforce
     buffer.seek(0)
     restored.load_state_dict(torch.load(buffer))
     assert _drive(restored, 6, m=2) == expected
+    assert (restored.top, restored.advantage_ms) == (controller.top, controller.advantage_ms)
 
 
 def test_top_k_keeps_the_best_distinct_proposals() -> None:
@@ -132,20 +136,3 @@ def test_top_k_pulls_the_policy_towards_the_best_found() -> None:
     assert (
         queued.log_prob(best.decisions) > plain.log_prob(max(plain_seen, key=_reward).decisions) + 1
     )
-
-
-@pytest.mark.parametrize("cls", [Reinforce, PPO])
-def test_checkpoint_with_top_k_resumes_exactly(cls: type[Reinforce]) -> None:
-    space = load_space("nb201")
-    options = {"lr": 0.01, "tanh_constant": 3.0, "top_k": 4}
-    controller = cls(space, seed=3, **options)
-    _drive(controller, 6, m=2)
-    buffer = io.BytesIO()
-    torch.save(controller.state_dict(), buffer)
-    expected = _drive(controller, 6, m=2)
-    restored = cls(space, seed=99, **options)
-    buffer.seek(0)
-    restored.load_state_dict(torch.load(buffer))
-    assert restored.top == [(r, d, None) for r, d, _ in restored.top]
-    assert _drive(restored, 6, m=2) == expected
-    assert restored.top == controller.top
