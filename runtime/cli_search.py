@@ -309,7 +309,10 @@ def search_command(
     # evaluator sets its own count for each trial.
     torch.set_num_threads(1)
     proposer = _make_strategy(strategy, search_space, seed, options)
-    if backend == "ray" and strategy == "reinforce":
+    # REINFORCE on Ray trains asynchronously (parameter servers, replicas); every other
+    # strategy keeps the local loop and only its children become Ray tasks.
+    asynchronous = backend == "ray" and strategy == "reinforce"
+    if asynchronous:
         tensors = len(list(proposer.policy.parameters()))
         if cluster["ps_shards"] > tensors:
             raise Failure(
@@ -324,7 +327,7 @@ def search_command(
         if store is not None:
             store.close()
         raise
-    if backend == "ray" and strategy == "reinforce":
+    if asynchronous:
         executor: Any = contextlib.nullcontext()  # replicas and children are Ray's
     else:
         executor = _make_executor(executor_name, evaluator, scorer, workers, timeout, cluster)
@@ -336,10 +339,10 @@ def search_command(
             click.echo(f"resuming the search in {out_dir}: {done} trials are stored", err=True)
         keeper = WeightsKeeper(out_dir / WEIGHTS_DIR, store.trials())
         try:
-            unit = "round" if backend == "ray" and strategy == "reinforce" else "step"
+            unit = "round" if asynchronous else "step"
             bar = _Progress(trials, done, keeper, enabled=not no_progress, unit=unit)
             with bar as progress, executor:
-                if backend == "ray" and strategy == "reinforce":
+                if asynchronous:
                     result = _run_on_ray(
                         search_space,
                         options,
