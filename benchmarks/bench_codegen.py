@@ -9,22 +9,27 @@
    `nasnetalarge` (timm installed for this benchmark only).
 
 Run: .venv/bin/python benchmarks/bench_codegen.py [--json PATH] [--quick] [--only NAME]
-The machine is a noisy VM: each figure is the best of several timed repeats,
-and the compared variants are interleaved.
+    [--threads 1]
+The machine is a noisy VM: each figure is the best of several timed repeats; a
+generated model and its reference take turns in ABBA order, and the median of
+the per-round ratios is reported beside the ratio of the best times.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from lark import Lark
 from nasforge.codegen import generate, load_source
 from nasforge.grammar import parse, to_text
+from nasforge.grammar.parser import GRAMMAR_FILE
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +47,30 @@ def best_of(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, flo
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: min(ts) for name, ts in times.items()}
+
+
+def paired(
+    generated: Callable[[], object], reference: Callable[[], object], repeats: int
+) -> dict[str, float]:
+    """Time two functions in alternating order (ABBA...), so neither always runs first.
+
+    `ratio` is generated / reference of the best times; `ratio_median` the median of
+    the ratios of the two times within each round, which drift between rounds cannot move.
+    """
+    gen_times: list[float] = []
+    ref_times: list[float] = []
+    for round_ in range(repeats):
+        order = [(generated, gen_times), (reference, ref_times)]
+        for fn, times in order if round_ % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return {
+        "generated_ms": min(gen_times) * 1e3,
+        "reference_ms": min(ref_times) * 1e3,
+        "ratio": min(gen_times) / min(ref_times),
+        "ratio_median": statistics.median(g / r for g, r in zip(gen_times, ref_times, strict=True)),
+    }
 
 
 def step_fn(model: nn.Module, batch: torch.Tensor) -> Callable[[], None]:
@@ -63,6 +92,9 @@ def bench_loading(repeats: int) -> dict[str, float]:
     arch = parse(text)
     source = generate(arch, black=False)
     net_class = load_source(generate(arch)).Net
+    # Lark's lexer alone over the same text (no parser, no IR), and CPython compiling the
+    # generated source (no exec): the two steps no string -> model path can skip.
+    lexer = Lark(GRAMMAR_FILE.read_text(encoding="utf-8"), parser="lalr", lexer="basic")
     times = best_of(
         {
             # The parts of string -> model, each alone, to show where the time goes.
@@ -74,13 +106,19 @@ def bench_loading(repeats: int) -> dict[str, float]:
             "string_to_model_no_black": lambda: load_source(
                 generate(parse(text), black=False)
             ).Net(),
+            "lex_only": lambda: list(lexer.lex(text)),
+            "compile_only": lambda: compile(source, "<generated>", "exec"),
         },
         repeats,
     )
+    floor = times["instantiate"] + times["lex_only"] + times["compile_only"]
     return {
         **{f"{k}_ms": v * 1e3 for k, v in times.items()},
         "ratio_black": times["string_to_model_black"] / times["instantiate"],
         "ratio_no_black": times["string_to_model_no_black"] / times["instantiate"],
+        # What the no-black ratio would be if parsing cost only Lark's lexing, and
+        # rendering and exec cost nothing.
+        "ratio_floor": floor / times["instantiate"],
     }
 
 
@@ -93,21 +131,7 @@ def bench_nas15_step(repeats: int, batch_size: int) -> dict[str, float]:
         p.numel() for p in generated.parameters()
     )
     batch = torch.randn(batch_size, 3, 32, 32)
-    steps = {"generated": step_fn(generated, batch), "hand": step_fn(hand, batch)}
-    for fn in steps.values():
-        fn()  # warm-up
-    times = best_of(steps, repeats)
-    # The same modules either way; timing them again with the hand-written one first
-    # shows how much of the ratio is the order and the VM's drift.
-    swapped = best_of({"hand": steps["hand"], "generated": steps["generated"]}, repeats)
-    return {
-        "generated_ms": times["generated"] * 1e3,
-        "hand_ms": times["hand"] * 1e3,
-        "ratio": times["generated"] / times["hand"],
-        "ratio_hand_first": swapped["generated"] / swapped["hand"],
-        "ratio_best_of_both": min(times["generated"], swapped["generated"])
-        / min(times["hand"], swapped["hand"]),
-    }
+    return _compare_steps(generated, hand, batch, repeats)
 
 
 def bench_nasnet_cifar_step(repeats: int, batch_size: int) -> dict[str, float]:
@@ -120,16 +144,16 @@ def bench_nasnet_cifar_step(repeats: int, batch_size: int) -> dict[str, float]:
     count = sum(p.numel() for p in generated.parameters())
     assert count == sum(p.numel() for p in hand.parameters()), "not the same network"
     batch = torch.randn(batch_size, 3, 32, 32)
-    steps = {"generated": step_fn(generated, batch), "hand": step_fn(hand, batch)}
-    for fn in steps.values():
-        fn()
-    times = best_of(steps, repeats)
-    return {
-        "parameters": count,
-        "generated_ms": times["generated"] * 1e3,
-        "hand_ms": times["hand"] * 1e3,
-        "ratio": times["generated"] / times["hand"],
-    }
+    return {"parameters": count, **_compare_steps(generated, hand, batch, repeats)}
+
+
+def _compare_steps(
+    generated: nn.Module, hand: nn.Module, batch: torch.Tensor, repeats: int
+) -> dict[str, float]:
+    steps = step_fn(generated, batch), step_fn(hand, batch)
+    for fn in steps:
+        fn()  # warm-up: the allocator's first pass and lazy initialisation
+    return paired(*steps, repeats)
 
 
 def bench_nasnet_large_forward(repeats: int) -> dict[str, object]:
@@ -150,16 +174,12 @@ def bench_nasnet_large_forward(repeats: int) -> dict[str, object]:
 
         return run
 
-    steps = {"generated": forward(generated), "timm": forward(reference)}
-    for fn in steps.values():
-        fn()
-    times = best_of(steps, repeats)
+    for model in (generated, reference):
+        forward(model)()  # warm-up
     return {
         "generated_parameters": sum(p.numel() for p in generated.parameters()),
         "timm_parameters": sum(p.numel() for p in reference.parameters()),
-        "generated_ms": times["generated"] * 1e3,
-        "timm_ms": times["timm"] * 1e3,
-        "ratio": times["generated"] / times["timm"],
+        **paired(forward(generated), forward(reference), repeats),
     }
 
 
@@ -167,7 +187,7 @@ BENCHES: dict[str, Callable[[int], dict[str, object]]] = {
     "loading": lambda repeats: bench_loading(repeats * 2),
     "nas15_step": lambda repeats: bench_nas15_step(repeats, batch_size=8),
     "nasnet_cifar_step": lambda repeats: bench_nasnet_cifar_step(repeats, batch_size=16),
-    "nasnet_large_forward": lambda repeats: bench_nasnet_large_forward(max(repeats // 3, 2)),
+    "nasnet_large_forward": lambda repeats: bench_nasnet_large_forward(max(repeats // 2, 4)),
 }
 
 
@@ -176,7 +196,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--only", choices=sorted(BENCHES), help="run one measurement")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: with two threads on a 2-core VM every op waits for "
+        "the slower core, and 15-layer step times moved between 1.5 and 2.1 s across runs)",
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 9
     results: dict[str, object] = {"torch_threads": torch.get_num_threads()}
     for name, bench in BENCHES.items():

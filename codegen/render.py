@@ -35,23 +35,43 @@ class ArchText(str):
 
 def check_context(value: object) -> None:
     """Raise unless `value` holds only numbers, booleans, safe names and ArchText."""
-    if value is None or isinstance(value, (bool, int, float, ArchText)):
+    kind = type(value)
+    # Exact types first: a plan is mostly ints, tuples and dataclasses, and this
+    # runs on every generated file of a search.
+    if kind in _SCALARS:
         return
-    if isinstance(value, str):
-        if not _SAFE_WORD.match(value):
+    if kind is str:
+        if not _SAFE_WORD.match(value):  # type: ignore[arg-type]
             raise ValueError(f"a template would print {value!r}, which is not a plain name")
-    elif isinstance(value, (tuple, list)):
-        for item in value:
+    elif kind is tuple or kind is list:
+        for item in value:  # type: ignore[attr-defined]
             check_context(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
+    elif kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
             check_context(key)
             check_context(item)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for field in dataclasses.fields(value):
-            check_context(getattr(value, field.name))
+    elif kind in _FIELD_NAMES or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        for name in _field_names(kind):
+            check_context(getattr(value, name))
+    elif isinstance(value, (bool, int, float, ArchText)):
+        return
+    elif isinstance(value, str):
+        check_context(str(value))
+    elif isinstance(value, (tuple, list)):
+        check_context(list(value))
     else:
-        raise TypeError(f"a template context may not hold a {type(value).__name__}")
+        raise TypeError(f"a template context may not hold a {kind.__name__}")
+
+
+_SCALARS = frozenset({type(None), bool, int, float, ArchText})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    return names
 
 
 @functools.cache

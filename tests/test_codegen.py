@@ -268,3 +268,41 @@ def test_generated_code_is_ruff_clean(tmp_path: Path) -> None:
             continue
         problems.append(f"{name}:{item['location']['row']}: {item['code']} {item['message']}")
     assert problems == []
+
+
+class _Code(str):
+    """A str subclass, as a lark Token is: still only a plain name may pass."""
+
+
+def test_template_context_guard_refuses_anything_but_numbers_and_plain_names() -> None:
+    from collections import namedtuple
+    from dataclasses import dataclass
+
+    from nasforge.codegen.render import ArchText, check_context
+
+    @dataclass(frozen=True)
+    class Plan:
+        name: str
+        sizes: tuple[int, ...]
+
+    pair = namedtuple("pair", "a b")
+    check_context(
+        {"plan": Plan("l3", (3, 3)), "x": [1, 2.5, True, None], "t": ArchText("cnn L1: conv 3x3")}
+    )
+    check_context({"p": pair("nn.Conv2d", 3), "c": _Code("relu")})
+    bad = [
+        Plan("l3; import os", (1,)),
+        Plan("l3", ("a b",)),  # type: ignore[arg-type]
+        {"x": _Code("os.system('x')")},
+        {"k'": 1},
+        pair("print(1)", 3),
+        [["ok", ["still_ok", "no!"]]],
+    ]
+    for value in bad:
+        with pytest.raises(ValueError, match="not a plain name"):
+            check_context(value)
+    for value in (object(), {1, 2}, b"bytes", Plan):
+        with pytest.raises(TypeError, match="may not hold"):
+            check_context(value)
+    with pytest.raises(ValueError, match="never should"):
+        ArchText('x """ y')
