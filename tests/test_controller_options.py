@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,7 +74,16 @@ def test_advantage_rms_decay_changes_what_is_learned() -> None:
 
 
 @pytest.mark.parametrize("cls", [Reinforce, PPO])
-@pytest.mark.parametrize("option", [{"advantage_rms_decay": 0.9}, {"top_k": 4}])
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"advantage_rms_decay": 0.9},
+        {"top_k": 4},
+        {"resample_repeats": 20},
+        {"reward_rank": True},
+        {"resample_repeats": 20, "reward_rank": True},
+    ],
+)
 def test_a_checkpoint_with_a_stateful_option_resumes_exactly(
     cls: type[Reinforce], option: dict[str, float]
 ) -> None:
@@ -89,6 +99,7 @@ def test_a_checkpoint_with_a_stateful_option_resumes_exactly(
     restored.load_state_dict(torch.load(buffer))
     assert _drive(restored, 6, m=2) == expected
     assert (restored.top, restored.advantage_ms) == (controller.top, controller.advantage_ms)
+    assert (restored.told, restored.ranked) == (controller.told, controller.ranked)
 
 
 def test_top_k_keeps_the_best_distinct_proposals() -> None:
@@ -136,3 +147,95 @@ def test_top_k_pulls_the_policy_towards_the_best_found() -> None:
     assert (
         queued.log_prob(best.decisions) > plain.log_prob(max(plain_seen, key=_reward).decisions) + 1
     )
+
+
+def test_resample_repeats_is_off_by_default() -> None:
+    space = load_space("nb201")
+    plain = Reinforce(space, seed=5, lr=0.1, tanh_constant=3.0)
+    zero = Reinforce(space, seed=5, lr=0.1, tanh_constant=3.0, resample_repeats=0)
+    asked = _drive(plain, 30)
+    assert asked == _drive(zero, 30)
+    assert plain.told == {} and plain.state_dict()["told"] == []
+    with pytest.raises(ValueError, match="resample_repeats"):
+        Reinforce(space, resample_repeats=-1)
+
+
+@pytest.mark.parametrize("cls", [Reinforce, PPO])
+def test_resample_repeats_proposes_nothing_told_before(cls: type[Reinforce]) -> None:
+    """A policy sharpened by a large lr keeps re-proposing the cells it was told about;
+    with resample_repeats every proposal is new while new ones are likely enough."""
+    space = load_space("nb201")
+    options = {"lr": 0.05, "tanh_constant": 3.0}
+    plain = _drive(cls(space, seed=7, **options), 40, m=3)
+    assert len({p.decisions for p in plain}) < len(plain) - 20  # it does repeat
+    controller = cls(space, seed=7, resample_repeats=1000, **options)
+    asked = _drive(controller, 40, m=3)
+    assert asked[:3] == plain[:3]  # nothing told yet, no duplicate within the first ask
+    assert len({p.decisions for p in asked}) == len(asked) == 120
+    assert set(controller.told) == {(p.decisions, None) for p in asked}
+    # The log-probabilities reported are those of the proposals handed out.
+    last = controller.ask(3)
+    assert controller.last_log_probs is not None
+    assert torch.allclose(
+        controller.last_log_probs, controller.log_probs([p.decisions for p in last]), atol=1e-5
+    )
+
+
+def test_resample_repeats_gives_up_after_its_tries() -> None:
+    """With one try, a repeat may be proposed again (the option bounds the re-draws)."""
+    space = load_space("nb201")
+    options = {"lr": 0.05, "tanh_constant": 3.0}
+    once = _drive(Reinforce(space, seed=7, resample_repeats=1, **options), 120)
+    many = _drive(Reinforce(space, seed=7, resample_repeats=1000, **options), 120)
+    assert len({p.decisions for p in many}) == 120
+    assert len({p.decisions for p in once}) < 120
+
+
+def test_resample_repeats_is_refused_by_the_ray_backend(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from nasforge.runtime.cli import cli
+    from search_doubles import write_nb201_table
+
+    table = write_nb201_table(tmp_path / "nb201.csv")
+    args = ["search", "--space", "nb201", "--evaluator", "table", "--table", str(table)]
+    args += ["--backend", "ray", "--option", "resample_repeats=10", "--trials", "4"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert "--option resample_repeats: the Ray backend's replicas keep no state" in result.output
+    assert not (tmp_path / "run" / "search.db").exists()
+
+
+def test_reward_rank_learns_from_quantiles_among_distinct_architectures() -> None:
+    space = load_space("nb201")
+    controller = Reinforce(space, seed=2, lr=0.01, reward_rank=True)
+    proposals = controller.ask(3)
+    assert len({p.decisions for p in proposals}) == 3
+    controller.tell(proposals, [0.2, 0.8, 0.5])
+    assert controller.ranked == pytest.approx([0.2, 0.5, 0.8])
+    # quantiles (below + not above) / 2N: 0.8 beats all three told rewards but itself
+    assert torch.allclose(
+        controller.utilities(torch.tensor([0.8, 0.2, 0.6, 0.1])),
+        torch.tensor([5 / 6, 1 / 6, 4 / 6, 0.0]),
+    )
+    controller.tell([proposals[1]], [0.8])  # a repeat adds nothing to the ranking
+    assert controller.ranked == pytest.approx([0.2, 0.5, 0.8]) and len(controller.told) == 3
+    # The baseline follows the quantiles: 0.5 after the first batch (its mean), then
+    # 0.95 * 0.5 + 0.05 * 5/6 after the repeat's
+    assert controller.baseline == pytest.approx(0.95 * 0.5 + 0.05 * 5 / 6)
+
+
+def test_reward_rank_is_off_by_default_and_changes_what_is_learned() -> None:
+    space = load_space("nb201")
+    plain = Reinforce(space, seed=4, lr=0.01, tanh_constant=3.0)
+    rewards = torch.tensor([0.3, 0.9])
+    assert torch.equal(plain.utilities(rewards), rewards)
+    asked = _drive(plain, 40)
+    assert plain.told == {} and plain.ranked == [] and plain.state_dict()["told"] == []
+    ranked = _drive(Reinforce(space, seed=4, lr=0.01, tanh_constant=3.0, reward_rank=True), 40)
+    assert asked[:2] == ranked[:2] and asked != ranked
+
+
+def test_reward_rank_is_refused_by_the_ray_backend() -> None:
+    from nasforge.controller.param_server import LOCAL_ONLY_OPTIONS
+
+    assert {"resample_repeats", "reward_rank"} <= set(LOCAL_ONLY_OPTIONS)
