@@ -11,8 +11,10 @@
 Run: .venv/bin/python benchmarks/bench_codegen.py [--json PATH] [--quick] [--only NAME]
     [--threads 1]
 The machine is a noisy VM: each figure is the best of several timed repeats; a
-generated model and its reference take turns in ABBA order, and the median of
-the per-round ratios is reported beside the ratio of the best times.
+generated model, its reference and a control (a second instance of the reference)
+take turns, so control / reference shows how far noise alone moves a ratio in
+the same run; the median of the per-round ratios is reported beside the ratio
+of the best times.
 """
 
 from __future__ import annotations
@@ -49,27 +51,36 @@ def best_of(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, flo
     return {name: min(ts) for name, ts in times.items()}
 
 
-def paired(
-    generated: Callable[[], object], reference: Callable[[], object], repeats: int
+def compare(
+    generated: Callable[[], object],
+    reference: Callable[[], object],
+    control: Callable[[], object],
+    repeats: int,
 ) -> dict[str, float]:
-    """Time two functions in alternating order (ABBA...), so neither always runs first.
+    """Time a generated model against its reference, with a control.
 
-    `ratio` is generated / reference of the best times; `ratio_median` the median of
-    the ratios of the two times within each round, which drift between rounds cannot move.
+    `control` is a second, separately built instance of the reference: the same
+    code, so control / reference shows how far this machine's noise alone moves a
+    ratio in this run. The three take turns, each round starting with the next
+    one, so none always runs first. `ratio` is generated / reference of the best
+    times, `ratio_median` the median of the ratios within each round.
     """
-    gen_times: list[float] = []
-    ref_times: list[float] = []
+    fns = (generated, reference, control)
+    times: list[list[float]] = [[], [], []]
     for round_ in range(repeats):
-        order = [(generated, gen_times), (reference, ref_times)]
-        for fn, times in order if round_ % 2 == 0 else order[::-1]:
+        for i in range(3):
+            which = (round_ + i) % 3
             start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
+            fns[which]()
+            times[which].append(time.perf_counter() - start)
+    gen, ref, ctl = times
     return {
-        "generated_ms": min(gen_times) * 1e3,
-        "reference_ms": min(ref_times) * 1e3,
-        "ratio": min(gen_times) / min(ref_times),
-        "ratio_median": statistics.median(g / r for g, r in zip(gen_times, ref_times, strict=True)),
+        "generated_ms": min(gen) * 1e3,
+        "reference_ms": min(ref) * 1e3,
+        "ratio": min(gen) / min(ref),
+        "ratio_median": statistics.median(g / r for g, r in zip(gen, ref, strict=True)),
+        "control_ratio": min(ctl) / min(ref),
+        "control_ratio_median": statistics.median(c / r for c, r in zip(ctl, ref, strict=True)),
     }
 
 
@@ -131,7 +142,7 @@ def bench_nas15_step(repeats: int, batch_size: int) -> dict[str, float]:
         p.numel() for p in generated.parameters()
     )
     batch = torch.randn(batch_size, 3, 32, 32)
-    return _compare_steps(generated, hand, batch, repeats)
+    return _compare_steps(generated, hand, HandNas15(), batch, repeats)
 
 
 def bench_nasnet_cifar_step(repeats: int, batch_size: int) -> dict[str, float]:
@@ -144,16 +155,17 @@ def bench_nasnet_cifar_step(repeats: int, batch_size: int) -> dict[str, float]:
     count = sum(p.numel() for p in generated.parameters())
     assert count == sum(p.numel() for p in hand.parameters()), "not the same network"
     batch = torch.randn(batch_size, 3, 32, 32)
-    return {"parameters": count, **_compare_steps(generated, hand, batch, repeats)}
+    control = NASNetACifar()
+    return {"parameters": count, **_compare_steps(generated, hand, control, batch, repeats)}
 
 
 def _compare_steps(
-    generated: nn.Module, hand: nn.Module, batch: torch.Tensor, repeats: int
+    generated: nn.Module, hand: nn.Module, control: nn.Module, batch: torch.Tensor, repeats: int
 ) -> dict[str, float]:
-    steps = step_fn(generated, batch), step_fn(hand, batch)
+    steps = [step_fn(model, batch) for model in (generated, hand, control)]
     for fn in steps:
         fn()  # warm-up: the allocator's first pass and lazy initialisation
-    return paired(*steps, repeats)
+    return compare(*steps, repeats)
 
 
 def bench_nasnet_large_forward(repeats: int) -> dict[str, object]:
@@ -165,6 +177,7 @@ def bench_nasnet_large_forward(repeats: int) -> dict[str, object]:
     torch.manual_seed(0)
     generated = load_source(generate(arch)).build_model().eval()
     reference = timm.create_model("nasnetalarge", pretrained=False).eval()
+    control = timm.create_model("nasnetalarge", pretrained=False).eval()
     batch = torch.randn(1, 3, 331, 331)
 
     def forward(model: nn.Module) -> Callable[[], None]:
@@ -174,12 +187,13 @@ def bench_nasnet_large_forward(repeats: int) -> dict[str, object]:
 
         return run
 
-    for model in (generated, reference):
-        forward(model)()  # warm-up
+    runs = [forward(model) for model in (generated, reference, control)]
+    for run in runs:
+        run()  # warm-up
     return {
         "generated_parameters": sum(p.numel() for p in generated.parameters()),
         "timm_parameters": sum(p.numel() for p in reference.parameters()),
-        **paired(forward(generated), forward(reference), repeats),
+        **compare(*runs, repeats),
     }
 
 
@@ -187,7 +201,7 @@ BENCHES: dict[str, Callable[[int], dict[str, object]]] = {
     "loading": lambda repeats: bench_loading(repeats * 2),
     "nas15_step": lambda repeats: bench_nas15_step(repeats, batch_size=8),
     "nasnet_cifar_step": lambda repeats: bench_nasnet_cifar_step(repeats, batch_size=16),
-    "nasnet_large_forward": lambda repeats: bench_nasnet_large_forward(max(repeats // 2, 4)),
+    "nasnet_large_forward": bench_nasnet_large_forward,
 }
 
 
