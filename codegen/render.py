@@ -59,6 +59,8 @@ def check_context(value: object) -> None:
         check_context(str(value))
     elif isinstance(value, (tuple, list)):
         check_context(list(value))
+    elif isinstance(value, dict):
+        check_context(dict(value))
     else:
         raise TypeError(f"a template context may not hold a {kind.__name__}")
 

@@ -275,7 +275,7 @@ class _Code(str):
 
 
 def test_template_context_guard_refuses_anything_but_numbers_and_plain_names() -> None:
-    from collections import namedtuple
+    from collections import OrderedDict, namedtuple
     from dataclasses import dataclass
 
     from nasforge.codegen.render import ArchText, check_context
@@ -289,7 +289,7 @@ def test_template_context_guard_refuses_anything_but_numbers_and_plain_names() -
     check_context(
         {"plan": Plan("l3", (3, 3)), "x": [1, 2.5, True, None], "t": ArchText("cnn L1: conv 3x3")}
     )
-    check_context({"p": pair("nn.Conv2d", 3), "c": _Code("relu")})
+    check_context({"p": pair("nn.Conv2d", 3), "c": _Code("relu"), "d": OrderedDict(a=1)})
     bad = [
         Plan("l3; import os", (1,)),
         Plan("l3", ("a b",)),  # type: ignore[arg-type]
@@ -297,6 +297,7 @@ def test_template_context_guard_refuses_anything_but_numbers_and_plain_names() -
         {"k'": 1},
         pair("print(1)", 3),
         [["ok", ["still_ok", "no!"]]],
+        OrderedDict(a="x y"),
     ]
     for value in bad:
         with pytest.raises(ValueError, match="not a plain name"):
