@@ -147,7 +147,9 @@ def main() -> None:
     train = TrainEvaluator("digits", epochs=1, threads=1, device="cpu")
     one = ChildResources(cpus=1)
     scaling = [
-        ray_run(folder, "ray K=1 m=1", "digits", train, args.train, RaySettings(resources=one)),
+        ray_run(
+            folder, "ray K=1 m=1", "digits", train, args.train, RaySettings(resources=one)
+        ),
         ray_run(
             folder,
             "ray K=2 m=1",

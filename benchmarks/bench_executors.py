@@ -51,7 +51,9 @@ def main() -> None:
         from nasforge.controller.table import TableEvaluator
 
         space = load_space("nb201")
-        archs = [space.to_text([(i // 5**k) % 5 for k in range(6)]) for i in range(args.trials)]
+        archs = [
+            space.to_text([(i // 5**k) % 5 for k in range(6)]) for i in range(args.trials)
+        ]
         cases.append(("table", TableEvaluator(args.table), archs))
     if args.train:
         from nasforge.controller.baselines import RandomSearch

@@ -111,7 +111,9 @@ def run_child(key: str, holder: list[Any], job: Job, timeout: float | None) -> C
     return ChildResult(JobResult(job.key, outcome, worker, started, time.time()), weights)
 
 
-def submit_child(key: str, holder: list[Any], job: Job, resources: ChildResources) -> ray.ObjectRef:
+def submit_child(
+    key: str, holder: list[Any], job: Job, resources: ChildResources
+) -> ray.ObjectRef:
     return run_child.options(
         num_cpus=resources.cpus,
         num_gpus=resources.gpus,

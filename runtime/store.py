@@ -409,6 +409,7 @@ class TrialStore:
         )
         return [_checkpoint(row) for row in rows]
 
+
     # --- distributed rounds and parameter-server shards (runtime/ray_search.py) ---------
 
     def add_round(self, record: RoundRecord) -> None:

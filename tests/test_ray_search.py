@@ -181,7 +181,9 @@ def _count(path: Path) -> int:
         return 0
 
 
-def test_a_sigkilled_driver_resumes_without_losing_or_repeating_a_trial(cluster, table, tmp_path):
+def test_a_sigkilled_driver_resumes_without_losing_or_repeating_a_trial(
+    cluster, table, tmp_path
+):
     from click.testing import CliRunner
     from nasforge.runtime.cli import cli
 

@@ -35,32 +35,15 @@ def run(*args: str | Path) -> Result:
 
 def table_search(table: Path, out: Path, *extra: str) -> Result:
     return run(
-        "search",
-        "--space",
-        "nb201",
-        "--evaluator",
-        "table",
-        "--table",
-        table,
-        "--strategy",
-        "evolution",
-        "--trials",
-        "24",
-        "--workers",
-        "4",
-        "--out",
-        out,
-        "--no-progress",
-        "--no-onnx",
-        *extra,
+        "search", "--space", "nb201", "--evaluator", "table", "--table", table,
+        "--strategy", "evolution", "--trials", "24", "--workers", "4", "--out", out,
+        "--no-progress", "--no-onnx", *extra,
     )
 
 
 def rows(out: Path) -> list[tuple[object, ...]]:
     with sqlite3.connect(out / "search.db") as db:
-        return db.execute(
-            "SELECT id, arch, status, reward, repeat_of FROM trials ORDER BY id"
-        ).fetchall()
+        return db.execute("SELECT id, arch, status, reward, repeat_of FROM trials ORDER BY id").fetchall()
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +55,7 @@ def table_out(table: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_table_search_writes_its_files(table_out: Path) -> None:
-    for name in (
-        "search.db",
-        "best.arch",
-        "best_model.py",
-        "report.md",
-        "rewards.png",
-        "summary.json",
-    ):
+    for name in ("search.db", "best.arch", "best_model.py", "report.md", "rewards.png", "summary.json"):
         assert (table_out / name).is_file(), name
     assert not (table_out / "best_model.onnx").exists()  # --no-onnx
     stored = rows(table_out)
@@ -104,9 +80,7 @@ def test_report_prints_and_redraws(table_out: Path) -> None:
     (table_out / "rewards.png").unlink()
     result = run("report", table_out, "--top", "3")
     assert result.exit_code == 0, result.output
-    assert (
-        "## Top 3" in result.stdout and "| 3 | " in result.stdout and "| 4 | " not in result.stdout
-    )
+    assert "## Top 3" in result.stdout and "| 3 | " in result.stdout and "| 4 | " not in result.stdout
     assert (table_out / "rewards.png").stat().st_size > 10_000
     # The same summary lines as the search's own report.
     assert result.stdout.split("## Top")[0] == before.split("## Top")[0]
@@ -117,24 +91,9 @@ def test_resume_with_more_trials_extends_the_search(table: Path, tmp_path: Path)
     assert table_search(table, out).exit_code == 0
     first = rows(out)
     result = run(
-        "search",
-        "--space",
-        "nb201",
-        "--evaluator",
-        "table",
-        "--table",
-        table,
-        "--strategy",
-        "evolution",
-        "--trials",
-        "32",
-        "--workers",
-        "4",
-        "--out",
-        out,
-        "--no-progress",
-        "--no-onnx",
-        "--resume",
+        "search", "--space", "nb201", "--evaluator", "table", "--table", table,
+        "--strategy", "evolution", "--trials", "32", "--workers", "4", "--out", out,
+        "--no-progress", "--no-onnx", "--resume",
     )
     assert result.exit_code == 0, result.output
     assert "resumed at step 6: 24 trials were stored" in result.stderr
@@ -144,151 +103,23 @@ def test_resume_with_more_trials_extends_the_search(table: Path, tmp_path: Path)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (
-            ["--space", "nope", "--evaluator", "table", "--table", "T"],
-            "unknown space 'nope'; valid spaces: ",
-        ),
+        (["--space", "nope", "--evaluator", "table", "--table", "T"], "unknown space 'nope'; valid spaces: "),
         (["--space", "nb201", "--strategy", "annealing"], "Invalid value for '--strategy'"),
         (["--space", "digits", "--dataset", "imagenet"], "Invalid value for '--dataset'"),
         (["--space", "nb201", "--evaluator", "table"], "--evaluator table needs --table PATH"),
-        (
-            ["--space", "nb201", "--evaluator", "table", "--table", "missing.csv"],
-            "--table missing.csv: no such file",
-        ),
+        (["--space", "nb201", "--evaluator", "table", "--table", "missing.csv"], "--table missing.csv: no such file"),
         (["--space", "digits"], "--evaluator train needs --dataset"),
         (["--space", "digits", "--dataset", "cifar10"], "cifar10 needs --data-dir"),
-        (
-            ["--space", "nb201", "--evaluator", "table", "--table", "T", "--resume"],
-            "--resume: there is no search to resume in ",
-        ),
-        (
-            ["--space", "nb201", "--evaluator", "table", "--table", "T", "--option", "lr"],
-            "--option 'lr': expected KEY=VALUE",
-        ),
-        (
-            [
-                "--space",
-                "nb201",
-                "--evaluator",
-                "table",
-                "--table",
-                "T",
-                "--strategy",
-                "random",
-                "--option",
-                "lr=0.1",
-            ],
-            "--strategy random: bad --option: ",
-        ),
-        (
-            [
-                "--space",
-                "nb201",
-                "--evaluator",
-                "table",
-                "--table",
-                "T",
-                "--replicas",
-                "2",
-                "--ps-shards",
-                "2",
-            ],
-            "--replicas, --ps-shards need --backend ray",
-        ),
-        (
-            [
-                "--space",
-                "nb201",
-                "--evaluator",
-                "table",
-                "--table",
-                "T",
-                "--backend",
-                "ray",
-                "--address",
-                "127.0.0.1:1",
-            ],
-            "--address 127.0.0.1:1: no Ray cluster answers there (Connection refused); start one with `ray start --head`",
-        ),
-        (
-            [
-                "--space",
-                "nb201",
-                "--evaluator",
-                "table",
-                "--table",
-                "T",
-                "--backend",
-                "ray",
-                "--address",
-                "head",
-            ],
-            "--address head: expected HOST:PORT (e.g. 10.0.0.1:6379) or auto",
-        ),
-        (
-            [
-                "--space",
-                "nb201",
-                "--evaluator",
-                "table",
-                "--table",
-                "T",
-                "--backend",
-                "ray",
-                "--strategy",
-                "random",
-                "--replicas",
-                "2",
-            ],
-            "--replicas and --ps-shards drive the asynchronous REINFORCE controller: they need --strategy reinforce",
-        ),
-        (
-            [
-                "--space",
-                "nb201",
-                "--evaluator",
-                "table",
-                "--table",
-                "T",
-                "--backend",
-                "ray",
-                "--batch",
-                "4",
-                "--children",
-                "2",
-            ],
-            "--batch 4 and --children 2 disagree; give one",
-        ),
-        (
-            [
-                "--space",
-                "nb201",
-                "--evaluator",
-                "table",
-                "--table",
-                "T",
-                "--backend",
-                "ray",
-                "--option",
-                "top_k=5",
-            ],
-            "--option top_k: the Ray backend's replicas keep no state between updates",
-        ),
-        (
-            [
-                "--space",
-                "nb201",
-                "--evaluator",
-                "table",
-                "--table",
-                "T",
-                "--backend",
-                "ray",
-                "--ps-shards",
-                "17",
-            ],
-            "--ps-shards 17: a shard holds whole parameter tensors and the controller of space nb201 has 16; use at most 16",
-        ),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--resume"], "--resume: there is no search to resume in "),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--option", "lr"], "--option 'lr': expected KEY=VALUE"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--strategy", "random", "--option", "lr=0.1"], "--strategy random: bad --option: "),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--replicas", "2", "--ps-shards", "2"], "--replicas, --ps-shards need --backend ray"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers there (Connection refused); start one with `ray start --head`"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--address", "head"], "--address head: expected HOST:PORT (e.g. 10.0.0.1:6379) or auto"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--strategy", "random", "--replicas", "2"], "--replicas and --ps-shards drive the asynchronous REINFORCE controller: they need --strategy reinforce"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--batch", "4", "--children", "2"], "--batch 4 and --children 2 disagree; give one"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--option", "top_k=5"], "--option top_k: the Ray backend's replicas keep no state between updates"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--ps-shards", "17"], "--ps-shards 17: a shard holds whole parameter tensors and the controller of space nb201 has 16; use at most 16"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(
@@ -346,29 +177,13 @@ def test_a_failed_onnx_export_is_recorded_not_fatal(
     monkeypatch.setattr(onnx_export, "export_model", broken)
     out = tmp_path / "run"
     result = run(
-        "search",
-        "--space",
-        "nb201",
-        "--evaluator",
-        "table",
-        "--table",
-        table,
-        "--strategy",
-        "random",
-        "--trials",
-        "4",
-        "--out",
-        out,
-        "--no-progress",
+        "search", "--space", "nb201", "--evaluator", "table", "--table", table,
+        "--strategy", "random", "--trials", "4", "--out", out, "--no-progress",
     )
     assert result.exit_code == 0, result.output
-    assert (
-        "could not be exported to ONNX (FAILED: ExportError: the exporter gave up" in result.stderr
-    )
+    assert "could not be exported to ONNX (FAILED: ExportError: the exporter gave up" in result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["outputs"]["best_model.onnx"].startswith(
-        "FAILED: ExportError: the exporter gave up"
-    )
+    assert summary["outputs"]["best_model.onnx"].startswith("FAILED: ExportError: the exporter gave up")
     assert "- best_model.onnx: FAILED: ExportError" in (out / "report.md").read_text()
     assert not (out / "best_model.onnx").exists()
     assert (out / "best_model.py").is_file()
@@ -377,26 +192,9 @@ def test_a_failed_onnx_export_is_recorded_not_fatal(
 def test_train_search_on_digits_keeps_the_best_weights_and_exports_them(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = run(
-        "search",
-        "--space",
-        "digits",
-        "--dataset",
-        "digits",
-        "--epochs",
-        "1",
-        "--strategy",
-        "random",
-        "--trials",
-        "4",
-        "--workers",
-        "2",
-        "--out",
-        out,
-        "--device",
-        "cpu",
-        "--no-progress",
-        "--timeout",
-        "120",
+        "search", "--space", "digits", "--dataset", "digits", "--epochs", "1",
+        "--strategy", "random", "--trials", "4", "--workers", "2", "--out", out,
+        "--device", "cpu", "--no-progress", "--timeout", "120",
     )
     assert result.exit_code == 0, result.output
     assert not (out / "weights").exists()
@@ -435,10 +233,7 @@ def test_ctrl_c_says_how_to_continue(
     out = tmp_path / "run"
     result = table_search(table, out)
     assert result.exit_code == 130
-    assert (
-        f"nasforge: interrupted; 5 trials are stored in {out / 'search.db'}: run the same "
-        in result.stderr
-    )
+    assert f"nasforge: interrupted; 5 trials are stored in {out / 'search.db'}: run the same " in result.stderr
     monkeypatch.setattr(search, "run_search", real)
     assert table_search(table, out, "--resume").exit_code == 0
     assert [r[0] for r in rows(out)] == list(range(1, 25))

@@ -97,9 +97,7 @@ def test_make_evaluator_says_what_is_missing(tmp_path: Path) -> None:
         make_evaluator("train")
     with pytest.raises(NasforgeError, match="needs --table PATH"):
         make_evaluator("table")
-    with pytest.raises(
-        NasforgeError, match="unknown evaluator 'oracle'; choose one of train, table"
-    ):
+    with pytest.raises(NasforgeError, match="unknown evaluator 'oracle'; choose one of train, table"):
         make_evaluator("oracle")
     with pytest.raises(NasforgeError, match="cifar10 needs --data-dir"):
         make_evaluator("train", dataset="cifar10")

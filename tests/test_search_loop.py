@@ -87,10 +87,7 @@ def test_checkpoints_hold_the_state_after_each_tell(tmp_path: Path) -> None:
     search(store, InProcessExecutor(HiddenRewardEvaluator()), trials=10)
     checkpoints = store.checkpoints()
     assert [(c.step, c.size, c.first_trial) for c in checkpoints] == [
-        (0, 4, 1),
-        (1, 4, 5),
-        (2, 2, 9),
-        (3, 0, 11),
+        (0, 4, 1), (1, 4, 5), (2, 2, 9), (3, 0, 11)
     ]
     assert all(c.told_at is not None for c in checkpoints[:-1])
     assert checkpoints[-1].told_at is None
@@ -136,13 +133,8 @@ def test_a_crash_between_tell_and_checkpoint_replays_the_step(
 
     with pytest.raises(Crash):
         run_search(
-            GreedyStrategy(seed=3),
-            InProcessExecutor(HiddenRewardEvaluator()),
-            store,
-            trials=30,
-            batch=4,
-            seed=5,
-            on_step=die,
+            GreedyStrategy(seed=3), InProcessExecutor(HiddenRewardEvaluator()), store,
+            trials=30, batch=4, seed=5, on_step=die,
         )
     assert len(store.trials()) == 12  # step 2's trials are stored; its checkpoint is not
     assert store.latest_checkpoint().step == 2
@@ -173,11 +165,8 @@ def test_a_strategy_that_proposes_differently_after_restore_is_caught(tmp_path: 
 
     with pytest.raises(SearchError, match="must propose the same architectures"):
         run_search(
-            Forgetful(seed=99),
-            InProcessExecutor(HiddenRewardEvaluator()),
-            store,
-            trials=30,
-            batch=4,
+            Forgetful(seed=99), InProcessExecutor(HiddenRewardEvaluator()), store,
+            trials=30, batch=4,
         )
 
 
@@ -227,9 +216,6 @@ def test_every_strategy_resumes_to_the_uninterrupted_sequence(
         with pytest.raises(Crash):
             run(tmp_path / "crashed.db", Dying(budget))
     run(tmp_path / "crashed.db", InProcessExecutor(nb201_table))  # type: ignore[arg-type]
-    with (
-        TrialStore.open(tmp_path / "ref.db") as ref,
-        TrialStore.open(tmp_path / "crashed.db") as got,
-    ):
+    with TrialStore.open(tmp_path / "ref.db") as ref, TrialStore.open(tmp_path / "crashed.db") as got:
         assert summary(got) == summary(ref)
         assert len(summary(got)) == 40

@@ -18,13 +18,7 @@ from nasforge.runtime.store import (
     load_state,
 )
 
-CONFIG = {
-    "space": "digits",
-    "strategy": "reinforce",
-    "seed": 0,
-    "batch": 8,
-    "options": {"lr": 0.02},
-}
+CONFIG = {"space": "digits", "strategy": "reinforce", "seed": 0, "batch": 8, "options": {"lr": 0.02}}
 
 
 def trial(id: int, **changes: object) -> TrialRecord:
@@ -108,9 +102,7 @@ def test_checkpoints_hold_a_strategy_state_exactly(tmp_path: Path) -> None:
     with TrialStore.create(tmp_path / "s.db", CONFIG) as store:
         assert store.latest_checkpoint() is None
         store.save_checkpoint(0, 8, 1, dump_state(state))
-        store.save_checkpoint(
-            1, 8, 9, dump_state({**state, "baseline": 0.75}), told_stats={"loss": 1.5}
-        )
+        store.save_checkpoint(1, 8, 9, dump_state({**state, "baseline": 0.75}), told_stats={"loss": 1.5})
         store.resize_step(1, 4)
     with TrialStore.open(tmp_path / "s.db") as store:
         first, latest = store.checkpoints()
