@@ -37,15 +37,19 @@ from .strategy import Proposal
 
 Weights = dict[str, Tensor]
 # Reinforce options whose state (a moving mean square of advantages, a queue of the best
-# proposals, the architectures told so far and their rewards) lives in one controller
-# between updates: replicas keep no state and the shards only the baseline, so
-# asynchronous training refuses them rather than ignore them.
+# proposals, the architectures told so far and their rewards, which screen's reward model
+# is fitted to) lives in one controller between updates: replicas keep no state and the
+# shards only the baseline, so asynchronous training refuses them rather than ignore them.
 LOCAL_ONLY_OPTIONS = (
     "advantage_rms_decay",
     "top_k",
     "top_k_weight",
     "resample_repeats",
     "reward_rank",
+    "screen",
+    "screen_warmup",
+    "screen_ridge",
+    "screen_memory",
 )
 
 

@@ -26,6 +26,7 @@ from torch import Tensor
 from .policy import LSTMPolicy, Rollout
 from .space import Space
 from .strategy import Proposal, Strategy
+from .surrogate import KernelRidge
 
 
 class Reinforce(Strategy):
@@ -68,6 +69,18 @@ class Reinforce(Strategy):
       weigh a bad cell's loss (a valid12 of 10% against a baseline of 80%) hundreds of
       times more than a small gain among the good cells late in a search; ranks weigh
       every place in the order alike, which stretches the top of the reward range.
+    - screen (0), screen_warmup (10), screen_ridge (0.1), screen_memory (1000): screen
+      candidates with a reward model before paying for them (as PNAS, Liu et al. 2018,
+      ranks candidates with a predictor). `ask(n)` samples screen * n candidates from
+      the policy, fits kernel ridge regression (controller/surrogate.py, regulariser
+      screen_ridge) to the rewards of the last screen_memory distinct architectures
+      told at that depth, and proposes the n distinct candidates not told yet with the
+      highest predicted rewards (then, if too few are new, the remaining samples in
+      their drawn order). Until screen_warmup distinct architectures have been told,
+      it proposes the first n samples as usual. The policy still learns from the
+      rewards of what it proposes, so its samples, the pool the model chooses from,
+      move towards the good cells; the model decides which of them to pay for. 0
+      turns it off; it excludes resample_repeats.
     - temperature (1.0), tanh_constant (None): logits / temperature, and
       c * tanh(logits / c) when tanh_constant is c.
     - grad_clip (None): clip the gradient norm to this value.
@@ -102,6 +115,10 @@ class Reinforce(Strategy):
         top_k_weight: float = 1.0,
         resample_repeats: int = 0,
         reward_rank: bool = False,
+        screen: int = 0,
+        screen_warmup: int = 10,
+        screen_ridge: float = 0.1,
+        screen_memory: int = 1000,
         temperature: float = 1.0,
         tanh_constant: float | None = None,
         grad_clip: float | None = None,
@@ -154,9 +171,17 @@ class Reinforce(Strategy):
             raise ValueError("resample_repeats must be >= 0")
         self.resample_repeats = resample_repeats
         self.reward_rank = bool(reward_rank)
-        # resample_repeats' and reward_rank's memory: (decisions, depth) -> reward of every
-        # architecture told so far (the first reward told for it), and reward_rank's
-        # sorted rewards of them
+        if screen < 0 or screen_warmup < 1 or screen_memory < 1:
+            raise ValueError("screen must be >= 0, screen_warmup and screen_memory >= 1")
+        if screen and resample_repeats:
+            raise ValueError("screen and resample_repeats exclude each other")
+        self.screen = screen
+        self.screen_warmup = screen_warmup
+        self.screen_memory = screen_memory
+        self.surrogate = KernelRidge(screen_ridge)  # checks screen_ridge > 0
+        # resample_repeats', reward_rank's and screen's memory: (decisions, depth) -> reward
+        # of every architecture told so far (the first reward told for it), and
+        # reward_rank's sorted rewards of them
         self.told: dict[tuple[tuple[int, ...], int | None], float] = {}
         self.ranked: list[float] = []
         self.grad_clip = grad_clip
@@ -180,7 +205,9 @@ class Reinforce(Strategy):
     def ask(self, n: int, *, depth: int | None = None) -> list[Proposal]:
         """The next n proposals, at the schedule's depth unless `depth` says otherwise."""
         depth = self.depth() if depth is None else self.space.check_depth(depth)
-        rollout = self.policy.sample(n, depth, self.generator)
+        rollout = self.policy.sample(n * max(self.screen, 1), depth, self.generator)
+        if self.screen:
+            rollout = self._screened(rollout, n, depth)
         if self.resample_repeats:
             rollout = self._redraw_repeats(rollout, depth)
         self.samples += n
@@ -205,6 +232,33 @@ class Reinforce(Strategy):
             rows[i] = list(key)
             taken.add(key)
         return Rollout(torch.tensor(rows, dtype=torch.long), log_prob, entropy)
+
+    def _screened(self, candidates: Rollout, n: int, depth: int | None) -> Rollout:
+        """screen: the n candidates to pay for, best predicted first among the new ones."""
+        told = [(key[0], r) for key, r in self.told.items() if key[1] == depth]
+        told = told[-self.screen_memory :]
+        if len(told) < self.screen_warmup:
+            chosen = list(range(n))
+        else:
+            rows = candidates.decisions.tolist()
+            fresh: dict[tuple[int, ...], int] = {}  # first index of each new distinct row
+            for i, row in enumerate(rows):
+                key = tuple(row)
+                if key not in fresh and (key, depth) not in self.told:
+                    fresh[key] = i
+            chosen = []
+            if fresh:
+                index = torch.tensor(list(fresh.values()))
+                self.surrogate.fit([d for d, _ in told], [r for _, r in told])
+                predicted = self.surrogate.predict(candidates.decisions[index])
+                best_first = torch.argsort(predicted, descending=True, stable=True)
+                chosen = index[best_first[:n]].tolist()
+            taken = set(chosen)
+            chosen += [i for i in range(len(rows)) if i not in taken][: n - len(chosen)]
+        index = torch.tensor(chosen)
+        return Rollout(
+            candidates.decisions[index], candidates.log_prob[index], candidates.entropy[index]
+        )
 
     def log_prob(self, decisions: Sequence[int], depth: int | None = None) -> float:
         """The policy's log-probability of one decision sequence (e.g. from decisions_of)."""
@@ -285,7 +339,7 @@ class Reinforce(Strategy):
     def remember(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> None:
         """Note told proposals: the architectures and rewards resample_repeats and
         reward_rank keep, and top_k's queue (no-ops when those are off); `tell` calls it."""
-        if self.resample_repeats or self.reward_rank:
+        if self.resample_repeats or self.reward_rank or self.screen:
             for proposal, reward in zip(proposals, rewards, strict=True):
                 key = (tuple(proposal.decisions), proposal.depth)
                 if key not in self.told:
