@@ -122,3 +122,14 @@ def test_settings_and_batches_from_the_command_line(bench: ModuleType) -> None:
         bench.parse_settings(["lr=0.1"])
     with pytest.raises(SystemExit):
         bench.parse_batches(["ppo=0"])
+
+
+def test_the_screened_row_runs_reinforce_with_its_reward_model(bench: ModuleType) -> None:
+    options = bench.parse_settings([])["reinforce-screen"]
+    assert options["screen"] > 0
+    screened = [bench.run_once("reinforce-screen", s, options, 1, 5_000.0, 5000) for s in range(4)]
+    random = [bench.run_once("random", s, {}, 1, 5_000.0, 5000) for s in range(4)]
+    assert all(r.strategy == "reinforce-screen" for r in screened)
+    # every proposal after the first few is a cell not paid for yet, chosen by the model
+    assert all(r.distinct == 50 and r.proposals == 50 for r in screened)
+    assert sum(r.valid12 for r in screened) > sum(r.valid12 for r in random)
