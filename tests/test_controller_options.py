@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import io
 import math
-import random
 from pathlib import Path
 
 import pytest
 import torch
+from controller_drive import drive, made_up_reward
 from nasforge.controller.reinforce import PPO, Reinforce
 from nasforge.controller.space import load_space
-from nasforge.controller.strategy import Proposal
 
 
 @pytest.fixture(autouse=True)
@@ -20,23 +19,9 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _reward(proposal: Proposal) -> float:
-    """A deterministic made-up reward in [0, 1) from the decisions."""
-    return random.Random(hash(proposal.decisions)).random()
-
-
-def _drive(controller: Reinforce, rounds: int, m: int = 1) -> list[Proposal]:
-    asked: list[Proposal] = []
-    for _ in range(rounds):
-        proposals = controller.ask(m)
-        controller.tell(proposals, [_reward(p) for p in proposals])
-        asked += proposals
-    return asked
-
-
 def test_advantage_rms_decay_is_off_by_default() -> None:
     controller = Reinforce(load_space("nb201"), seed=1, lr=0.01)
-    _drive(controller, 5)
+    drive(controller, 5)
     assert controller.advantage_ms is None and controller.advantage_rms_decay is None
     rewards = torch.tensor([0.8, 0.6])
     assert torch.allclose(controller.advantages(rewards, 0.7), torch.tensor([0.1, -0.1]))
@@ -65,8 +50,8 @@ def test_advantage_rms_decay_divides_by_the_moving_root_mean_square() -> None:
 
 def test_advantage_rms_decay_changes_what_is_learned() -> None:
     space = load_space("nb201")
-    plain = _drive(Reinforce(space, seed=4, lr=0.01, tanh_constant=3.0), 40)
-    scaled = _drive(
+    plain = drive(Reinforce(space, seed=4, lr=0.01, tanh_constant=3.0), 40)
+    scaled = drive(
         Reinforce(space, seed=4, lr=0.01, tanh_constant=3.0, advantage_rms_decay=0.95), 40
     )
     assert plain[:2] == scaled[:2]  # same seed, same first proposals (no update differs yet)
@@ -92,14 +77,14 @@ def test_a_checkpoint_with_a_stateful_option_resumes_exactly(
     space = load_space("nb201")
     options = {"lr": 0.01, "tanh_constant": 3.0, **option}
     controller = cls(space, seed=3, **options)
-    _drive(controller, 6, m=2)
+    drive(controller, 6, m=2)
     buffer = io.BytesIO()
     torch.save(controller.state_dict(), buffer)
-    expected = _drive(controller, 6, m=2)
+    expected = drive(controller, 6, m=2)
     restored = cls(space, seed=99, **options)
     buffer.seek(0)
     restored.load_state_dict(torch.load(buffer))
-    assert _drive(restored, 6, m=2) == expected
+    assert drive(restored, 6, m=2) == expected
     assert (restored.top, restored.advantage_ms) == (controller.top, controller.advantage_ms)
     assert (restored.told, restored.ranked) == (controller.told, controller.ranked)
 
@@ -143,11 +128,11 @@ def test_top_k_pulls_the_policy_towards_the_best_found() -> None:
         Reinforce(space, seed=6, **options),
         Reinforce(space, seed=6, top_k=5, **options),
     )
-    plain_seen, queued_seen = _drive(plain, 30), _drive(queued, 30)
-    best = max(queued_seen, key=_reward)
+    plain_seen, queued_seen = drive(plain, 30), drive(queued, 30)
+    best = max(queued_seen, key=made_up_reward)
     assert queued.top[0][1] == best.decisions
     assert (
-        queued.log_prob(best.decisions) > plain.log_prob(max(plain_seen, key=_reward).decisions) + 1
+        queued.log_prob(best.decisions) > plain.log_prob(max(plain_seen, key=made_up_reward).decisions) + 1
     )
 
 
@@ -155,8 +140,8 @@ def test_resample_repeats_is_off_by_default() -> None:
     space = load_space("nb201")
     plain = Reinforce(space, seed=5, lr=0.1, tanh_constant=3.0)
     zero = Reinforce(space, seed=5, lr=0.1, tanh_constant=3.0, resample_repeats=0)
-    asked = _drive(plain, 30)
-    assert asked == _drive(zero, 30)
+    asked = drive(plain, 30)
+    assert asked == drive(zero, 30)
     assert plain.told == {} and plain.state_dict()["told"] == []
     with pytest.raises(ValueError, match="resample_repeats"):
         Reinforce(space, resample_repeats=-1)
@@ -168,10 +153,10 @@ def test_resample_repeats_proposes_nothing_told_before(cls: type[Reinforce]) -> 
     with resample_repeats every proposal is new while new ones are likely enough."""
     space = load_space("nb201")
     options = {"lr": 0.05, "tanh_constant": 3.0}
-    plain = _drive(cls(space, seed=7, **options), 40, m=3)
+    plain = drive(cls(space, seed=7, **options), 40, m=3)
     assert len({p.decisions for p in plain}) < len(plain) - 20  # it does repeat
     controller = cls(space, seed=7, resample_repeats=1000, **options)
-    asked = _drive(controller, 40, m=3)
+    asked = drive(controller, 40, m=3)
     assert asked[:3] == plain[:3]  # nothing told yet, no duplicate within the first ask
     assert len({p.decisions for p in asked}) == len(asked) == 120
     assert set(controller.told) == {(p.decisions, None) for p in asked}
@@ -187,8 +172,8 @@ def test_resample_repeats_gives_up_after_its_tries() -> None:
     """With one try, a repeat may be proposed again (the option bounds the re-draws)."""
     space = load_space("nb201")
     options = {"lr": 0.05, "tanh_constant": 3.0}
-    once = _drive(Reinforce(space, seed=7, resample_repeats=1, **options), 120)
-    many = _drive(Reinforce(space, seed=7, resample_repeats=1000, **options), 120)
+    once = drive(Reinforce(space, seed=7, resample_repeats=1, **options), 120)
+    many = drive(Reinforce(space, seed=7, resample_repeats=1000, **options), 120)
     assert len({p.decisions for p in many}) == 120
     assert len({p.decisions for p in once}) < 120
 
@@ -207,7 +192,7 @@ def test_resample_repeats_is_refused_by_the_ray_backend(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "search.db").exists()
 
 
-def test_reward_rank_learns_from_quantiles_among_distinct_architectures() -> None:
+def testmade_up_reward_rank_learns_from_quantiles_among_distinct_architectures() -> None:
     space = load_space("nb201")
     controller = Reinforce(space, seed=2, lr=0.01, reward_rank=True)
     proposals = controller.ask(3)
@@ -226,18 +211,18 @@ def test_reward_rank_learns_from_quantiles_among_distinct_architectures() -> Non
     assert controller.baseline == pytest.approx(0.95 * 0.5 + 0.05 * 5 / 6)
 
 
-def test_reward_rank_is_off_by_default_and_changes_what_is_learned() -> None:
+def testmade_up_reward_rank_is_off_by_default_and_changes_what_is_learned() -> None:
     space = load_space("nb201")
     plain = Reinforce(space, seed=4, lr=0.01, tanh_constant=3.0)
     rewards = torch.tensor([0.3, 0.9])
     assert torch.equal(plain.utilities(rewards), rewards)
-    asked = _drive(plain, 40)
+    asked = drive(plain, 40)
     assert plain.told == {} and plain.ranked == [] and plain.state_dict()["told"] == []
-    ranked = _drive(Reinforce(space, seed=4, lr=0.01, tanh_constant=3.0, reward_rank=True), 40)
+    ranked = drive(Reinforce(space, seed=4, lr=0.01, tanh_constant=3.0, reward_rank=True), 40)
     assert asked[:2] == ranked[:2] and asked != ranked
 
 
-def test_reward_rank_is_refused_by_the_ray_backend() -> None:
+def testmade_up_reward_rank_is_refused_by_the_ray_backend() -> None:
     from nasforge.controller.param_server import LOCAL_ONLY_OPTIONS
 
     assert {"resample_repeats", "reward_rank"} <= set(LOCAL_ONLY_OPTIONS)

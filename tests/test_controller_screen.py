@@ -5,13 +5,12 @@ that pays only for the new candidates the model ranks best."""
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 import torch
+from controller_drive import drive, made_up_reward
 from nasforge.controller.reinforce import PPO, Reinforce
 from nasforge.controller.space import load_space
-from nasforge.controller.strategy import Proposal
 from nasforge.controller.surrogate import KernelRidge, kernel
 
 
@@ -66,19 +65,6 @@ def test_kernel_ridge_refuses_bad_use() -> None:
         KernelRidge().fit([], [])
 
 
-def _reward(proposal: Proposal) -> float:
-    return random.Random(hash(proposal.decisions)).random()
-
-
-def _drive(controller: Reinforce, rounds: int, m: int = 1) -> list[Proposal]:
-    asked: list[Proposal] = []
-    for _ in range(rounds):
-        proposals = controller.ask(m)
-        controller.tell(proposals, [_reward(p) for p in proposals])
-        asked += proposals
-    return asked
-
-
 OPTIONS = {"lr": 0.01, "tanh_constant": 3.0}
 
 
@@ -86,7 +72,7 @@ def test_screen_is_off_by_default() -> None:
     space = load_space("nb201")
     plain = Reinforce(space, seed=5, **OPTIONS)
     zero = Reinforce(space, seed=5, screen=0, **OPTIONS)
-    assert _drive(plain, 20) == _drive(zero, 20)
+    assert drive(plain, 20) == drive(zero, 20)
     assert plain.told == {}
     for bad in ({"screen": -1}, {"screen_warmup": 0}, {"screen_memory": 0}):
         with pytest.raises(ValueError, match="screen"):
@@ -107,7 +93,7 @@ def test_screen_proposes_plain_samples_until_its_warmup() -> None:
         candidates = twin.sample(16).decisions.tolist()
         proposals = screened.ask(2)
         assert [list(p.decisions) for p in proposals] == candidates[:2]
-        screened.tell(proposals, [_reward(p) for p in proposals])
+        screened.tell(proposals, [made_up_reward(p) for p in proposals])
         rounds += 1
     assert rounds >= 3
 
@@ -117,7 +103,7 @@ def test_screen_pays_for_the_new_candidates_the_model_ranks_best(cls: type[Reinf
     space = load_space("nb201")
     controller = cls(space, seed=11, screen=16, screen_warmup=6, screen_ridge=0.05, **OPTIONS)
     twin = Reinforce(space, seed=0, **OPTIONS)
-    _drive(controller, 4, m=2)  # 8 proposals, at least 6 distinct: the model is on
+    drive(controller, 4, m=2)  # 8 proposals, at least 6 distinct: the model is on
     assert len(controller.told) >= 6
     for _ in range(10):
         told = dict(controller.told)
@@ -136,13 +122,13 @@ def test_screen_pays_for_the_new_candidates_the_model_ranks_best(cls: type[Reinf
             controller.log_probs([p.decisions for p in proposals]),
             atol=1e-5,
         )
-        controller.tell(proposals, [_reward(p) for p in proposals])
+        controller.tell(proposals, [made_up_reward(p) for p in proposals])
 
 
 def test_screen_fits_only_the_last_screen_memory_architectures() -> None:
     space = load_space("nb201")
     controller = Reinforce(space, seed=2, screen=4, screen_warmup=3, screen_memory=5, **OPTIONS)
-    _drive(controller, 12)
+    drive(controller, 12)
     told = list(controller.told)
     assert len(told) > 5
     controller.ask(1)
@@ -185,7 +171,7 @@ def test_screen_models_each_depth_apart() -> None:
     controller = Reinforce(space, seed=1, screen=4, screen_warmup=2, **OPTIONS)
     for _ in range(6):
         proposals = controller.ask(1, depth=2)
-        controller.tell(proposals, [_reward(p) for p in proposals])
+        controller.tell(proposals, [made_up_reward(p) for p in proposals])
     assert {depth for _, depth in controller.told} == {2}
     twin = Reinforce(space, seed=0, **OPTIONS)
     twin.load_state_dict(controller.state_dict())
