@@ -78,9 +78,11 @@ class Reinforce(Strategy):
       highest predicted rewards (then, if too few are new, the remaining samples in
       their drawn order). Until screen_warmup distinct architectures have been told,
       it proposes the first n samples as usual. The policy still learns from the
-      rewards of what it proposes, so its samples, the pool the model chooses from,
-      move towards the good cells; the model decides which of them to pay for. 0
-      turns it off; it excludes resample_repeats.
+      rewards of what it proposes (its samples are the pool the model chooses from),
+      but under NAS-Bench-201's budget (about 95 cells) the gain is the model's: a
+      frozen policy screened alike does as well, and a policy that concentrates (lr
+      0.01) does worse (benchmarks/README.md). 0 turns it off; it excludes
+      resample_repeats.
     - temperature (1.0), tanh_constant (None): logits / temperature, and
       c * tanh(logits / c) when tanh_constant is c.
     - grad_clip (None): clip the gradient norm to this value.
