@@ -50,6 +50,7 @@ LOCAL_ONLY_OPTIONS = (
     "screen_warmup",
     "screen_ridge",
     "screen_memory",
+    "screen_imagine",
 )
 
 

@@ -83,6 +83,11 @@ class Reinforce(Strategy):
       frozen policy screened alike does as well, and a policy that concentrates (lr
       0.01) does worse (benchmarks/README.md). 0 turns it off; it excludes
       resample_repeats.
+    - screen_imagine (0.0): with screen, also learn from the model (Dyna, Sutton 1990):
+      each screened ask first takes one policy-gradient step, weighted by this value,
+      on the predicted rewards of all its new candidates (standardised among them), so
+      the policy learns from a prediction for every sample it drew, not only from the
+      rewards paid for. `last_log_probs` are then those the samples were drawn with.
     - temperature (1.0), tanh_constant (None): logits / temperature, and
       c * tanh(logits / c) when tanh_constant is c.
     - grad_clip (None): clip the gradient norm to this value.
@@ -121,6 +126,7 @@ class Reinforce(Strategy):
         screen_warmup: int = 10,
         screen_ridge: float = 0.1,
         screen_memory: int = 1000,
+        screen_imagine: float = 0.0,
         temperature: float = 1.0,
         tanh_constant: float | None = None,
         grad_clip: float | None = None,
@@ -173,13 +179,16 @@ class Reinforce(Strategy):
             raise ValueError("resample_repeats must be >= 0")
         self.resample_repeats = resample_repeats
         self.reward_rank = bool(reward_rank)
-        if screen < 0 or screen_warmup < 1 or screen_memory < 1:
-            raise ValueError("screen must be >= 0, screen_warmup and screen_memory >= 1")
+        if screen < 0 or screen_warmup < 1 or screen_memory < 1 or screen_imagine < 0:
+            raise ValueError(
+                "screen and screen_imagine must be >= 0, screen_warmup and screen_memory >= 1"
+            )
         if screen and resample_repeats:
             raise ValueError("screen and resample_repeats exclude each other")
         self.screen = screen
         self.screen_warmup = screen_warmup
         self.screen_memory = screen_memory
+        self.screen_imagine = screen_imagine
         self.surrogate = KernelRidge(screen_ridge)  # checks screen_ridge > 0
         # resample_repeats', reward_rank's and screen's memory: (decisions, depth) -> reward
         # of every architecture told so far (the first reward told for it), and
@@ -253,6 +262,8 @@ class Reinforce(Strategy):
                 index = torch.tensor(list(fresh.values()))
                 self.surrogate.fit([d for d, _ in told], [r for _, r in told])
                 predicted = self.surrogate.predict(candidates.decisions[index])
+                if self.screen_imagine and len(index) > 1:
+                    self._imagine(candidates.decisions[index], predicted, depth)
                 best_first = torch.argsort(predicted, descending=True, stable=True)
                 chosen = index[best_first[:n]].tolist()
             taken = set(chosen)
@@ -261,6 +272,13 @@ class Reinforce(Strategy):
         return Rollout(
             candidates.decisions[index], candidates.log_prob[index], candidates.entropy[index]
         )
+
+    def _imagine(self, decisions: Tensor, predicted: Tensor, depth: int | None) -> None:
+        """screen_imagine: one policy-gradient step on the model's predicted rewards of the
+        new candidates, standardised among them."""
+        advantages = (predicted - predicted.mean()) / (predicted.std() + 1e-12)
+        log_prob = self.policy.score(decisions, depth).log_prob
+        self._step(-self.screen_imagine * (advantages.to(log_prob.dtype) * log_prob).mean())
 
     def log_prob(self, decisions: Sequence[int], depth: int | None = None) -> float:
         """The policy's log-probability of one decision sequence (e.g. from decisions_of)."""

@@ -69,6 +69,7 @@ def test_advantage_rms_decay_changes_what_is_learned() -> None:
         {"resample_repeats": 20, "reward_rank": True},
         {"screen": 8, "screen_warmup": 4},
         {"screen": 8, "screen_warmup": 4, "reward_rank": True},
+        {"screen": 8, "screen_warmup": 4, "screen_imagine": 1.0},
     ],
 )
 def test_a_checkpoint_with_a_stateful_option_resumes_exactly(

@@ -125,6 +125,31 @@ def test_screen_pays_for_the_new_candidates_the_model_ranks_best(cls: type[Reinf
         controller.tell(proposals, [made_up_reward(p) for p in proposals])
 
 
+def test_screen_imagine_learns_from_the_model_s_predictions() -> None:
+    space = load_space("nb201")
+    options = {**OPTIONS, "screen": 16, "screen_warmup": 6}
+    plain = Reinforce(space, seed=8, **options)
+    drive(plain, 8)
+    weights = {k: v.clone() for k, v in plain.policy.state_dict().items()}
+    plain.ask(1)  # without screen_imagine, asking leaves the policy alone
+    assert all(torch.equal(v, plain.policy.state_dict()[k]) for k, v in weights.items())
+
+    dreamer = Reinforce(space, seed=8, screen_imagine=1.0, **options)
+    drive(dreamer, 8)  # the first 8 asks: the first (warm-up) ones equal plain's
+    twin = Reinforce(space, seed=0, **OPTIONS)
+    twin.load_state_dict(dreamer.state_dict())
+    candidates = twin.sample(16).decisions
+    new = [r for r in candidates.tolist() if (tuple(r), None) not in dreamer.told]
+    model = KernelRidge().fit([d for d, _ in dreamer.told], list(dreamer.told.values()))
+    order = model.predict(torch.tensor(new)).argsort(descending=True)
+    best, worst = new[order[0]], new[order[-1]]
+    before = twin.log_prob(best) - twin.log_prob(worst)
+    dreamer.ask(1)
+    assert dreamer.log_prob(best) - dreamer.log_prob(worst) > before
+    with pytest.raises(ValueError, match="screen_imagine"):
+        Reinforce(space, screen=4, screen_imagine=-1.0)
+
+
 def test_screen_fits_only_the_last_screen_memory_architectures() -> None:
     space = load_space("nb201")
     controller = Reinforce(space, seed=2, screen=4, screen_warmup=3, screen_memory=5, **OPTIONS)
@@ -163,7 +188,8 @@ def test_screen_finds_a_hidden_target_with_fewer_evaluations() -> None:
 def test_screen_is_refused_by_the_ray_backend() -> None:
     from nasforge.controller.param_server import LOCAL_ONLY_OPTIONS
 
-    assert {"screen", "screen_warmup", "screen_ridge", "screen_memory"} <= set(LOCAL_ONLY_OPTIONS)
+    options = {"screen", "screen_warmup", "screen_ridge", "screen_memory", "screen_imagine"}
+    assert options <= set(LOCAL_ONLY_OPTIONS)
 
 
 def test_screen_models_each_depth_apart() -> None:
