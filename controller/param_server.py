@@ -36,22 +36,11 @@ from .space import Space
 from .strategy import Proposal
 
 Weights = dict[str, Tensor]
-# Reinforce options whose state (a moving mean square of advantages, a queue of the best
-# proposals, the architectures told so far and their rewards, which screen's reward model
-# is fitted to) lives in one controller between updates: replicas keep no state and the
-# shards only the baseline, so asynchronous training refuses them rather than ignore them.
-LOCAL_ONLY_OPTIONS = (
-    "advantage_rms_decay",
-    "top_k",
-    "top_k_weight",
-    "resample_repeats",
-    "reward_rank",
-    "screen",
-    "screen_warmup",
-    "screen_ridge",
-    "screen_memory",
-    "screen_imagine",
-)
+# Reinforce's screen options: the architectures told so far and their rewards, which the
+# reward model is fitted to, live in one controller between updates; replicas keep no
+# state and the shards only the baseline, so asynchronous training refuses these options
+# rather than ignore them.
+LOCAL_ONLY_OPTIONS = ("screen", "screen_warmup", "screen_ridge", "screen_memory")
 
 
 @dataclass(frozen=True)
@@ -195,7 +184,7 @@ def make_shards(strategy: Reinforce, count: int) -> list[ParameterShard]:
         ParameterShard(
             {n: named[n] for n in names},
             adam,
-            baseline_decay=strategy.baseline_decay if index == 0 else None,
+            baseline_decay=strategy.options.baseline_decay if index == 0 else None,
         )
         for index, names in enumerate(groups)
     ]

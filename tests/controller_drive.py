@@ -1,4 +1,4 @@
-"""Drive a controller with a made-up deterministic reward, for the controller option tests."""
+"""Drive a controller with a made-up deterministic reward, for the controller tests."""
 
 from __future__ import annotations
 

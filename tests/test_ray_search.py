@@ -237,10 +237,10 @@ def test_other_strategies_run_their_children_as_ray_tasks(cluster, table, tmp_pa
 
 def test_options_whose_state_a_replica_cannot_keep_are_refused(cluster, table, tmp_path):
     store = TrialStore.create(tmp_path / "s.db", {})
-    with pytest.raises(ValueError, match=r"cannot run the option\(s\) top_k: their state"):
+    with pytest.raises(ValueError, match=r"cannot run the option\(s\) screen: their state"):
         run_ray_search(
             load_space("nb201"),
-            {"top_k": 5},
+            {"screen": 5},
             TableEvaluator(table),
             store,
             trials=2,

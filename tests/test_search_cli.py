@@ -118,7 +118,7 @@ def test_resume_with_more_trials_extends_the_search(table: Path, tmp_path: Path)
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--address", "head"], "--address head: expected HOST:PORT (e.g. 10.0.0.1:6379) or auto"),
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--strategy", "random", "--replicas", "2"], "--replicas and --ps-shards drive the asynchronous REINFORCE controller: they need --strategy reinforce"),
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--batch", "4", "--children", "2"], "--batch 4 and --children 2 disagree; give one"),
-        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--option", "top_k=5"], "--option top_k: the Ray backend's replicas keep no state between updates"),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--option", "screen=100"], "--option screen: the Ray backend's replicas keep no state between updates"),
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--ps-shards", "17"], "--ps-shards 17: a shard holds whole parameter tensors and the controller of space nb201 has 16; use at most 16"),
     ],
 )
