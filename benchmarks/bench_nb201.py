@@ -40,8 +40,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TABLE = ROOT.parent / "shared/data/nb201/nb201_cifar10.csv"
 BUDGET = 12_000.0  # simulated seconds per run (NAS-Bench-201's CIFAR-10 budget)
 STRATEGY_NAMES = ("reinforce", "ppo", "random", "evolution", "reinforce-screen")
-# Rows that run a strategy under another name, with options of their own.
-ROW_STRATEGY = {"reinforce-screen": "reinforce"}
 # A run whose strategy only repeats cells it has already paid for would never spend its
 # budget; it stops after this many proposals (counted as "capped" in the report).
 MAX_PROPOSALS = 5_000
@@ -54,9 +52,9 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "ppo": {"lr": 0.01, "tanh_constant": 2.5},
     "random": {},
     "evolution": {"population": 10, "sample": 3},
-    # the paper's controller (its lr, no tanh bound) with a reward model choosing which of
-    # its samples to pay for (Reinforce's `screen` option)
-    "reinforce-screen": {"lr": 6e-4, "screen": 100},
+    # the named strategy's own defaults: the paper's controller (lr 6e-4, no tanh bound)
+    # with a reward model choosing which of its samples to pay for (screen 100)
+    "reinforce-screen": {},
 }
 # Architectures per ask/tell round (the controllers' m). PPO's epochs of clipped updates
 # want a batch to be clipped over; the others learn from one architecture at a time.
@@ -91,12 +89,12 @@ def run_once(
     budget: float,
     max_proposals: int,
 ) -> RunResult:
-    """One search of a row's strategy under the protocol; the worker's space and evaluator
-    are shared."""
+    """One search of a row's strategy (`make_strategy`'s name) under the protocol; the
+    worker's space and evaluator are shared."""
     from nasforge.controller.strategy import make_strategy
 
     started = time.perf_counter()
-    strategy = make_strategy(ROW_STRATEGY.get(row, row), _SPACE, seed=seed, **options)
+    strategy = make_strategy(row, _SPACE, seed=seed, **options)
     results: dict[str, Any] = {}  # this run's dedup cache: arch text -> Outcome
     spent, proposals = 0.0, 0
     best: Any = None

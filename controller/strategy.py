@@ -55,6 +55,7 @@ class Strategy(ABC):
 STRATEGIES: dict[str, str] = {
     "reinforce": "nasforge.controller.reinforce:Reinforce",
     "ppo": "nasforge.controller.reinforce:PPO",
+    "reinforce-screen": "nasforge.controller.reinforce:ReinforceScreen",
     "random": "nasforge.controller.baselines:RandomSearch",
     "evolution": "nasforge.controller.baselines:RegularizedEvolution",
 }

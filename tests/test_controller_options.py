@@ -28,7 +28,7 @@ def test_retired_options_are_refused_not_ignored(name: str) -> None:
         with pytest.raises(TypeError, match=name):
             build(space, **{name: 1})
     with pytest.raises(TypeError, match=name):
-        make_strategy("reinforce", space, **{name: 1})
+        make_strategy("reinforce-screen", space, **{name: 1})
 
 
 def test_the_options_table_holds_the_defaults() -> None:

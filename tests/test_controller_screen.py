@@ -1,6 +1,7 @@
 """The controller's `screen` option and its reward model: kernel ridge regression that
-equals ridge regression on explicit choice and choice-pair features, and a controller
-that pays only for the new candidates the model ranks best."""
+equals ridge regression on explicit choice and choice-pair features, a controller that
+pays only for the new candidates the model ranks best, and `reinforce-screen`, that
+search under its own name."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from controller_drive import drive, made_up_reward
 from nasforge.controller.reinforce import PPO, Reinforce
 from nasforge.controller.space import load_space
+from nasforge.controller.strategy import make_strategy
 from nasforge.controller.surrogate import KernelRidge, kernel
 
 
@@ -210,3 +212,19 @@ def test_screen_models_each_depth_apart() -> None:
     assert controller.surrogate.rows is not None
     assert controller.surrogate.rows.shape == (len(controller.told), len(space.slots(2)))
 
+
+def test_reinforce_screen_is_the_benchmark_row_by_name() -> None:
+    """`reinforce-screen` with its defaults proposes what REINFORCE at the paper's lr with
+    screen 100 does (benchmarks/bench_nb201.py's row), past the warm-up; an option given
+    to it overrides its default as it would Reinforce's."""
+    space = load_space("nb201")
+    for seed in (0, 1):
+        named = make_strategy("reinforce-screen", space, seed=seed)
+        assert named.name == "reinforce-screen" and named.options.screen == 100
+        row = Reinforce(space, seed=seed, lr=6e-4, screen=100)
+        assert drive(named, 16) == drive(row, 16)
+        assert len(named.told) > named.options.screen_warmup  # the model chose the last ones
+    small = make_strategy("reinforce-screen", space, seed=2, screen=8, lr=0.01)
+    assert drive(small, 14) == drive(Reinforce(space, seed=2, screen=8, lr=0.01), 14)
+    with pytest.raises(ValueError, match="screen >= 1"):
+        make_strategy("reinforce-screen", space, screen=0)
