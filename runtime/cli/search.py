@@ -23,11 +23,11 @@ from typing import Any
 import click
 from nasforge.controller.strategy import STRATEGIES
 
-from .cli import Failure
-from .cli_input import parse_pairs
-from .data import DATASETS
-from .devices import DEVICE_CHOICES
-from .evaluators import EVALUATORS
+from ..data import DATASETS
+from ..devices import DEVICE_CHOICES
+from ..search.evaluators import EVALUATORS
+from . import Failure
+from .input import parse_pairs
 
 STORE_FILE = "search.db"
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
@@ -237,12 +237,12 @@ def search_command(
     no_progress: bool,
 ) -> None:
     """Search --space with --strategy, evaluating children with --evaluator."""
-    from nasforge.controller.search import run_search
     from nasforge.controller.space import load_space
 
-    from .evaluators import TrainEvaluator, make_evaluator
-    from .report import build_report, render, write_report
-    from .search_outputs import WEIGHTS_DIR, WeightsKeeper, write_outputs
+    from ..search.evaluators import TrainEvaluator, make_evaluator
+    from ..search.loop import run_search
+    from ..search.outputs import WEIGHTS_DIR, WeightsKeeper, write_outputs
+    from ..search.report import build_report, render, write_report
 
     if evaluator == "train" and dataset is None:
         raise Failure("--evaluator train needs --dataset (e.g. --dataset digits)")
@@ -409,7 +409,7 @@ def _open_store(path: Path, config: dict[str, Any], resume: bool) -> Any:
 
     Fills in config["batch"] when --batch was not given: --workers for a new search,
     the stored batch for a resumed one (so resuming with more workers just works)."""
-    from .store import StoreError, TrialStore
+    from ..search.store import StoreError, TrialStore
 
     _check_out(path, resume)
     if not resume:
@@ -476,10 +476,10 @@ def _make_executor(
     timeout: float | None,
     cluster: dict[str, Any],
 ) -> Any:
-    from .executors import InProcessExecutor, LocalPoolExecutor
+    from ..search.executors import InProcessExecutor, LocalPoolExecutor
 
     if cluster["children"] is not None:  # the Ray backend: children are Ray tasks
-        from .ray_children import RayExecutor
+        from ..search.ray_children import RayExecutor
 
         return RayExecutor(scorer, _resources(cluster, timeout), workers=cluster["children"])
     if name == "inline" or (name == "auto" and evaluator == "table"):
@@ -521,7 +521,7 @@ def _ray_settings(
 
 
 def _resources(cluster: dict[str, Any], timeout: float | None) -> Any:
-    from .ray_children import ChildResources
+    from ..search.ray_children import ChildResources
 
     return ChildResources(
         cpus=cluster["cpus_per_child"],
@@ -587,9 +587,8 @@ def _run_on_ray(
     timeout: float | None,
     progress: _Progress,
 ) -> Any:
-    from nasforge.controller.search import SearchError
-
-    from .ray_search import RaySettings, run_ray_search
+    from ..search.loop import SearchError
+    from ..search.ray_search import RaySettings, run_ray_search
 
     settings = RaySettings(
         replicas=cluster["replicas"],

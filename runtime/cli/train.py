@@ -18,10 +18,10 @@ from pathlib import Path
 
 import click
 
-from .cli import Failure
-from .cli_input import parse_pairs, read_arch
-from .data import DATASETS
-from .devices import DEVICE_CHOICES
+from ..data import DATASETS
+from ..devices import DEVICE_CHOICES
+from . import Failure
+from .input import parse_pairs, read_arch
 
 METRICS_VERSION = 1
 
@@ -117,10 +117,10 @@ def train_command(
     from nasforge.codegen import generate, load_file
     from nasforge.grammar import to_text
 
-    from . import train as recipes
-    from .data import TextData, load_dataset
-    from .devices import resolve_device, seed_everything, set_threads
-    from .errors import TrainingFailed
+    from .. import train as recipes
+    from ..data import TextData, load_dataset
+    from ..devices import resolve_device, seed_everything, set_threads
+    from ..errors import TrainingFailed
 
     began = time.perf_counter()
     ir = read_arch(source, arch)
@@ -222,10 +222,10 @@ def _export_onnx(model: object, ir: object, data: object, out_dir: Path) -> dict
     """Export DIR/model.onnx with the ONNX module; its report for metrics.json."""
     import torch
 
-    from .data import TextData
+    from ..data import TextData
 
     try:
-        from .onnx_export import export_model
+        from ..onnx_export import export_model
     except ImportError as err:
         raise Failure(f"--onnx: ONNX export is not available ({err})") from None
     if isinstance(data, TextData):

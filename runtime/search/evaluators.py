@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nasforge.controller.evaluator import FAILED_REWARD, Evaluator, Outcome
 from nasforge.grammar.errors import NasforgeError
 
-from .errors import DataError
+from ..errors import DataError
+from .evaluator import FAILED_REWARD, Evaluator, Outcome
 
 EVALUATORS: dict[str, str] = {
     "train": "the runtime's trainer on --dataset for --epochs",
@@ -42,7 +42,7 @@ class TrainEvaluator(Evaluator):
         "nasforge.runtime.data",
         "nasforge.codegen",
         "nasforge.codegen.cost",
-        "nasforge.runtime.trial_warmup",  # builds the parser and template caches
+        "nasforge.runtime.search.trial_warmup",  # builds the parser and template caches
     )
 
     def __init__(
@@ -79,14 +79,14 @@ class TrainEvaluator(Evaluator):
     def data(self) -> Any:
         """The dataset, loaded on first use (DataError when it cannot be)."""
         if self._data is None:
-            from .data import load_dataset
+            from ..data import load_dataset
 
             self._data = load_dataset(self.dataset, data_dir=self.data_dir, seed=self.data_seed)
         return self._data
 
     def check(self) -> None:
         """Raise now what every trial would fail on: the dataset and the device."""
-        from .devices import resolve_device
+        from ..devices import resolve_device
 
         resolve_device(self.device)
         self.data()
@@ -105,10 +105,10 @@ class TrainEvaluator(Evaluator):
         from nasforge.codegen.cost import cost
         from nasforge.grammar import parse
 
-        from . import train as recipes
-        from .data import TextData
-        from .devices import resolve_device, seed_everything, set_threads
-        from .errors import TrainingFailed
+        from .. import train as recipes
+        from ..data import TextData
+        from ..devices import resolve_device, seed_everything, set_threads
+        from ..errors import TrainingFailed
 
         set_threads(self.threads)
         device = resolve_device(self.device)
@@ -211,7 +211,7 @@ def make_evaluator(
     if name == "table":
         if table is None:
             raise DataError("the table evaluator needs --table PATH (a NAS-Bench-201-format CSV)")
-        from nasforge.controller.table import TableEvaluator
+        from .table import TableEvaluator
 
         return TableEvaluator(table)
     raise DataError(f"unknown evaluator {name!r}; choose one of {', '.join(EVALUATORS)}")

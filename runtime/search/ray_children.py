@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from nasforge.controller.evaluator import Evaluator, Outcome
 
+from .evaluator import Evaluator, Outcome
 from .executors import Executor, Job, JobResult, _guarded_evaluate, failed
 
 

@@ -31,11 +31,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from nasforge.controller.strategy import Proposal, Strategy
 from nasforge.grammar.errors import NasforgeError
-from nasforge.runtime.executors import Executor, Job, JobResult
-from nasforge.runtime.store import Checkpoint, TrialRecord, TrialStore, dump_state, load_state
 
-from .strategy import Proposal, Strategy
+from .executors import Executor, Job, JobResult
+from .store import Checkpoint, TrialRecord, TrialStore, dump_state, load_state
 
 TrialCallback = Callable[[TrialRecord], None]
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from nasforge.controller.evaluator import FAILED_REWARD, Evaluator, Outcome
+from .evaluator import FAILED_REWARD, Evaluator, Outcome
 
 PARENT_POLL_S = 1.0  # how often a child checks that the search process is still there
 KILL_GRACE_S = 5.0  # how long to wait for a killed child to be reaped
@@ -221,7 +221,7 @@ class LocalPoolExecutor(Executor):
         self._context = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             _prepare_forkserver(
-                self._context, ["nasforge.controller.evaluator", *_preload_modules(evaluator)]
+                self._context, ["nasforge.runtime.search.evaluator", *_preload_modules(evaluator)]
             )
         self._payload = pickle.dumps(evaluator)
         self._running: dict[int, _Running] = {}

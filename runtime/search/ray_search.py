@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from nasforge.controller.evaluator import Evaluator
 from nasforge.controller.param_server import (
     LOCAL_ONLY_OPTIONS,
     Layout,
@@ -42,17 +41,18 @@ from nasforge.controller.param_server import (
     make_shards,
 )
 from nasforge.controller.reinforce import Reinforce
-from nasforge.controller.search import (
+from nasforge.controller.space import Space
+from nasforge.controller.strategy import Proposal
+
+from .evaluator import Evaluator
+from .executors import Job
+from .loop import (
     SearchError,
     SearchResult,
     TrialCallback,
     repeat_record,
     trial_record,
 )
-from nasforge.controller.space import Space
-from nasforge.controller.strategy import Proposal
-
-from .executors import Job
 from .ray_backend import ReplicaActor, ShardActor
 from .ray_children import ChildResources, child_result, keep_weights, submit_child
 from .store import RoundRecord, TrialRecord, TrialStore
