@@ -25,10 +25,10 @@ from . import Failure
 )
 def report_command(out_dir: Path, top: int) -> None:
     """Report on the search stored in DIR (written by `nasforge search --out DIR`)."""
+    from ..search.build import STORE_FILE
     from ..search.outputs import read_outputs
     from ..search.report import build_report, render, write_report
     from ..search.store import StoreError, TrialStore
-    from .search import STORE_FILE
 
     path = out_dir / STORE_FILE
     if not path.is_file():

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import click
 
-from ..data import DATASETS
-from ..devices import DEVICE_CHOICES
+from ..choices import DATASET_NAMES, DEVICE_CHOICES
 from . import Failure
 from .input import parse_pairs, read_arch
 
@@ -58,7 +57,7 @@ def _write_json(path: Path, payload: dict[str, object]) -> None:
 @click.argument("source", required=False, metavar="[FILE|-]")
 @click.option("--arch", metavar="STRING", help="The architecture text itself.")
 @click.option(
-    "--dataset", required=True, type=click.Choice(list(DATASETS)), help="What to train on."
+    "--dataset", required=True, type=click.Choice(DATASET_NAMES), help="What to train on."
 )
 @click.option(
     "--data-dir",

@@ -21,12 +21,8 @@ from typing import Any
 from nasforge.grammar.errors import NasforgeError
 
 from ..errors import DataError
+from .config import EVALUATORS
 from .evaluator import FAILED_REWARD, Evaluator, Outcome
-
-EVALUATORS: dict[str, str] = {
-    "train": "the runtime's trainer on --dataset for --epochs",
-    "table": "a NAS-Bench-201-format CSV (--table): reward valid12, simulated cost time12",
-}
 
 
 class TrainEvaluator(Evaluator):
