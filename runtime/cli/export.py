@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ..onnx_export import DEFAULT_CHECKS, DEFAULT_TOLERANCE
+from ..choices import DEFAULT_CHECKS, DEFAULT_TOLERANCE
 from . import Failure
 from .input import read_arch
 
