@@ -33,15 +33,15 @@ from typing import Any
 
 import ray
 import torch
-from nasforge.controller.search import run_search
 from nasforge.controller.space import load_space
 from nasforge.controller.strategy import make_strategy
-from nasforge.controller.table import TableEvaluator
-from nasforge.runtime.evaluators import TrainEvaluator
-from nasforge.runtime.executors import InProcessExecutor, LocalPoolExecutor
-from nasforge.runtime.ray_children import ChildResources
-from nasforge.runtime.ray_search import RaySettings, run_ray_search
-from nasforge.runtime.store import TrialStore
+from nasforge.runtime.search.evaluators import TrainEvaluator
+from nasforge.runtime.search.executors import InProcessExecutor, LocalPoolExecutor
+from nasforge.runtime.search.loop import run_search
+from nasforge.runtime.search.ray_children import ChildResources
+from nasforge.runtime.search.ray_search import RaySettings, run_ray_search
+from nasforge.runtime.search.store import TrialStore
+from nasforge.runtime.search.table import TableEvaluator
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TABLE = ROOT.parent / "shared/data/nb201/nb201_cifar10.csv"

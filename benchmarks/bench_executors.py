@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from nasforge.controller.evaluator import Evaluator, Outcome
-from nasforge.runtime.executors import InProcessExecutor, Job, LocalPoolExecutor
+from nasforge.runtime.search.evaluator import Evaluator, Outcome
+from nasforge.runtime.search.executors import InProcessExecutor, Job, LocalPoolExecutor
 
 
 class Instant(Evaluator):
@@ -48,7 +48,7 @@ def main() -> None:
     ]
     if args.table:
         from nasforge.controller.space import load_space
-        from nasforge.controller.table import TableEvaluator
+        from nasforge.runtime.search.table import TableEvaluator
 
         space = load_space("nb201")
         archs = [
@@ -58,7 +58,7 @@ def main() -> None:
     if args.train:
         from nasforge.controller.baselines import RandomSearch
         from nasforge.controller.space import load_space
-        from nasforge.runtime.evaluators import TrainEvaluator
+        from nasforge.runtime.search.evaluators import TrainEvaluator
 
         proposals = RandomSearch(load_space("digits"), seed=0).ask(args.train)
         trainer = TrainEvaluator("digits", epochs=1, device="cpu", threads=1)

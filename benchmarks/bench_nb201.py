@@ -141,7 +141,7 @@ def load(table: str) -> None:
     """Load the nb201 space and the table into this process, for run_once."""
     global _SPACE, _EVALUATOR
     from nasforge.controller.space import load_space
-    from nasforge.controller.table import TableEvaluator
+    from nasforge.runtime.search.table import TableEvaluator
 
     _SPACE = load_space("nb201")
     _EVALUATOR = TableEvaluator(table)

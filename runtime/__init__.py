@@ -1,1 +1,2 @@
-"""The nasforge runtime: the command line now; later datasets, training, ONNX export, executors."""
+"""The nasforge runtime: datasets, training recipes, rewards, ONNX export; the search
+package (loop, evaluators, executors, store, Ray backend, reports) and the CLI package."""

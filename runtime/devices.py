@@ -7,9 +7,8 @@ import random
 import numpy as np
 import torch
 
+from .choices import DEVICE_CHOICES
 from .errors import DeviceError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -40,8 +40,8 @@ from nasforge.grammar.errors import NasforgeError
 from nasforge.grammar.ir import Arch
 from torch import nn
 
-DEFAULT_TOLERANCE = 1e-4
-DEFAULT_CHECKS = 3
+from .choices import DEFAULT_CHECKS, DEFAULT_TOLERANCE
+
 EXAMPLE_BATCH = 2  # not 1: torch.export specialises size-1 dimensions
 EXAMPLE_LENGTH = 5  # tokens; the Scan graph does not depend on it
 SEED = 0

@@ -85,17 +85,6 @@ class TrainResult:
     config: dict[str, object]
     model: nn.Module | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "epochs": self.metrics,
-            "reward": self.reward,
-            "seconds": self.seconds,
-            "parameters": self.parameters,
-            "device": self.device,
-            "config": self.config,
-        }
-
 
 # --- compatibility, building ----------------------------------------------------------
 
@@ -490,7 +479,7 @@ def train_language_model(
     )
 
 
-# --- one call for a search loop -------------------------------------------------------
+# --- the one entry point -------------------------------------------------------------
 
 
 def train_arch(
@@ -501,33 +490,49 @@ def train_arch(
     device: torch.device | str = "cpu",
     seed: int = 0,
     batch_size: int | None = None,
+    lr: float | None = None,
+    max_batches: int | None = None,
+    loader_workers: int = 0,
     overrides: dict[str, object] | None = None,
+    build: Callable[..., nn.Module] | None = None,
     progress: bool = False,
     on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
-    """Compile `arch`, build it for `data` and train it with its family's recipe.
+    """Build `arch` for `data` and train it with its family's recipe: the one way a child
+    is trained (the search's train evaluator, `nasforge train`, the benchmarks).
 
-    Raises TrainingFailed (IncompatibleData included) and nothing else a caller must
-    expect; the result's `model` is the trained module.
+    `lr` replaces the recipe's rate and the architecture's own `lr`; `max_batches` caps a
+    language model's training chunks per epoch; `loader_workers` are an image
+    DataLoader's processes. `build` is the build_model to call (default: `arch` compiled
+    in memory; `nasforge train` passes the generated file's own), with
+    build_kwargs(arch, data, **overrides). Raises TrainingFailed (IncompatibleData
+    included) and nothing else a caller must expect, save a NasforgeError that `build`
+    raises; the result's `model` is the trained module.
     """
-    from nasforge.codegen import load
-
     from .devices import seed_everything
 
     check_compatible(arch, data)
     seed_everything(seed)
     with failures_as_training_failed([0]):
-        model = load(arch).build_model(**build_kwargs(arch, data, **(overrides or {})))
+        if build is None:
+            from nasforge.codegen import load
+
+            build = load(arch).build_model
+        model = build(**build_kwargs(arch, data, **(overrides or {})))
     if isinstance(data, TextData):
-        lm = LanguageConfig(epochs=epochs)
+        lm = LanguageConfig(epochs=epochs, max_batches=max_batches)
         if batch_size is not None:
             lm.batch_size = batch_size
+        if lr is not None:
+            lm.lr = lr
         return train_language_model(
             model, data, lm, device=device, progress=progress, on_epoch=on_epoch
         )
-    config = ImageConfig(epochs=epochs, seed=seed)
+    config = ImageConfig(epochs=epochs, seed=seed, workers=loader_workers)
     if getattr(arch, "lr", None) is not None:
         config.lr = arch.lr  # type: ignore[union-attr,assignment]
+    if lr is not None:
+        config.lr = lr
     if batch_size is not None:
         config.batch_size = batch_size
     return train_image(model, data, config, device=device, progress=progress, on_epoch=on_epoch)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nasforge.controller.evaluator import FAILED_REWARD, Evaluator, Outcome
 from nasforge.controller.strategy import Proposal, Strategy
-from nasforge.controller.table import TableEvaluator
+from nasforge.runtime.search.evaluator import FAILED_REWARD, Evaluator, Outcome
+from nasforge.runtime.search.table import TableEvaluator
 
 
 class ScriptedEvaluator(Evaluator):

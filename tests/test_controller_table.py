@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from nasforge.controller.evaluator import FAILED_REWARD
-from nasforge.controller.table import NETWORK_HEADER, TableError, TableEvaluator
 from nasforge.grammar import NasforgeError, parse, to_text
 from nasforge.grammar.nb201 import from_nb201
+from nasforge.runtime.search.evaluator import FAILED_REWARD
+from nasforge.runtime.search.table import NETWORK_HEADER, TableError, TableEvaluator
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 HEADER = "index,arch,valid12,time12,valid200,test200"

@@ -17,14 +17,14 @@ import torch
 
 ray = pytest.importorskip("ray", reason="the Ray backend needs the nasforge[ray] extra")
 
-from nasforge.controller.search import run_search  # noqa: E402
 from nasforge.controller.space import load_space  # noqa: E402
 from nasforge.controller.strategy import make_strategy  # noqa: E402
-from nasforge.controller.table import TableEvaluator  # noqa: E402
-from nasforge.runtime.executors import InProcessExecutor, Job  # noqa: E402
-from nasforge.runtime.ray_children import ChildResources, RayExecutor  # noqa: E402
-from nasforge.runtime.ray_search import RaySettings, replica_name, run_ray_search  # noqa: E402
-from nasforge.runtime.store import TrialStore  # noqa: E402
+from nasforge.runtime.search.executors import InProcessExecutor, Job  # noqa: E402
+from nasforge.runtime.search.loop import run_search  # noqa: E402
+from nasforge.runtime.search.ray_children import ChildResources, RayExecutor  # noqa: E402
+from nasforge.runtime.search.ray_search import RaySettings, replica_name, run_ray_search  # noqa: E402
+from nasforge.runtime.search.store import TrialStore  # noqa: E402
+from nasforge.runtime.search.table import TableEvaluator  # noqa: E402
 from search_doubles import (  # noqa: E402
     KillOnceTableEvaluator,
     ScriptedEvaluator,
@@ -143,7 +143,7 @@ def test_a_child_that_always_dies_fails_after_its_retries_and_a_slow_one_times_o
 
 
 def test_a_trained_childs_weights_come_back_to_the_drivers_folder(cluster, tmp_path):
-    from nasforge.runtime.evaluators import TrainEvaluator
+    from nasforge.runtime.search.evaluators import TrainEvaluator
 
     folder = tmp_path / "weights"
     evaluator = TrainEvaluator("digits", epochs=1, threads=1, weights_dir=folder)

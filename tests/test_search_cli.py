@@ -217,7 +217,7 @@ def test_train_search_on_digits_keeps_the_best_weights_and_exports_them(tmp_path
 def test_ctrl_c_says_how_to_continue(
     table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import nasforge.controller.search as search
+    import nasforge.runtime.search.loop as search
 
     real = search.run_search
 

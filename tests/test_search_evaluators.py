@@ -9,10 +9,10 @@ import pytest
 import torch
 from nasforge.codegen import load
 from nasforge.codegen.cost import cost
-from nasforge.controller.evaluator import FAILED_REWARD
 from nasforge.grammar import parse
 from nasforge.grammar.errors import NasforgeError
-from nasforge.runtime.evaluators import TrainEvaluator, make_evaluator
+from nasforge.runtime.search.evaluator import FAILED_REWARD
+from nasforge.runtime.search.evaluators import TrainEvaluator, make_evaluator
 
 TINY = "cnn input 1x8x8 classes 10; L1: conv 3x3 n8; L2: conv 3x3 n8 <- L1"
 

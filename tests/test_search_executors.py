@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from nasforge.controller.evaluator import FAILED_REWARD
-from nasforge.runtime.executors import InProcessExecutor, Job, LocalPoolExecutor
+from nasforge.runtime.search.evaluator import FAILED_REWARD
+from nasforge.runtime.search.executors import InProcessExecutor, Job, LocalPoolExecutor
 from search_doubles import ScriptedEvaluator
 
 

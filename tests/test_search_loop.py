@@ -7,9 +7,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from nasforge.controller.search import SearchError, run_search
-from nasforge.runtime.executors import InProcessExecutor, Job, JobResult
-from nasforge.runtime.store import TrialStore, load_state
+from nasforge.runtime.search.executors import InProcessExecutor, Job, JobResult
+from nasforge.runtime.search.loop import SearchError, run_search
+from nasforge.runtime.search.store import TrialStore, load_state
 from search_doubles import GreedyStrategy, HiddenRewardEvaluator, hidden_reward, write_nb201_table
 
 CONFIG = {"strategy": "greedy", "seed": 3}
@@ -172,7 +172,7 @@ def test_a_strategy_that_proposes_differently_after_restore_is_caught(tmp_path: 
 
 @pytest.fixture(scope="module")
 def nb201_table(tmp_path_factory: pytest.TempPathFactory) -> object:
-    from nasforge.controller.table import TableEvaluator
+    from nasforge.runtime.search.table import TableEvaluator
 
     return TableEvaluator(write_nb201_table(tmp_path_factory.mktemp("t") / "nb201.csv"))
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nasforge.runtime.search_outputs import WeightsKeeper, write_outputs
-from nasforge.runtime.store import TrialRecord, TrialStore
+from nasforge.runtime.search.outputs import WeightsKeeper, write_outputs
+from nasforge.runtime.search.store import TrialRecord, TrialStore
 
 
 def arch(n: int) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from nasforge.runtime.store import (
+from nasforge.runtime.search.store import (
     StoreError,
     TrialRecord,
     TrialStore,

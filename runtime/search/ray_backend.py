@@ -8,7 +8,7 @@
   generator state and a retried push is skipped by the shards that applied it.
 
 Shards and replicas ask for no CPU (`num_cpus=0`): they do little work and the
-cores belong to the children (runtime/ray_children.py).
+cores belong to the children (runtime/search/ray_children.py).
 """
 
 from __future__ import annotations

@@ -31,13 +31,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from nasforge.controller.strategy import Proposal, Strategy
 from nasforge.grammar.errors import NasforgeError
-from nasforge.runtime.executors import Executor, Job, JobResult
-from nasforge.runtime.store import Checkpoint, TrialRecord, TrialStore, dump_state, load_state
 
-from .strategy import Proposal, Strategy
+from .executors import Executor, Job, JobResult
+from .store import Checkpoint, TrialRecord, TrialStore, dump_state, load_state
 
 TrialCallback = Callable[[TrialRecord], None]
+StepCallback = Callable[[int, dict[str, float]], None]
 
 
 class SearchError(NasforgeError):
@@ -61,15 +62,17 @@ def run_search(
     trials: int,
     batch: int,
     seed: int = 0,
+    hooks: Sequence[TrialCallback] = (),
     on_trial: TrialCallback | None = None,
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> SearchResult:
     """Run (or continue) the search stored in `store` until it holds `trials` trials.
 
     `batch` proposals per controller step; `seed` is passed to every evaluation.
-    `on_trial` sees each trial as it is stored (repeats included); `on_step` each
-    step's tell statistics.
+    `hooks` act on each trial as it is stored (repeats included), in order, then
+    `on_trial` sees it (a progress display); `on_step` sees each step's tell statistics.
     """
+    on_trial = each_trial(hooks, on_trial)
     if trials < 0 or batch < 1:
         raise ValueError(f"need trials >= 0 and batch >= 1, not {trials} and {batch}")
     began = time.perf_counter()
@@ -119,6 +122,21 @@ def run_search(
         reused=reused,
         seconds=time.perf_counter() - began,
     )
+
+
+def each_trial(
+    hooks: Sequence[TrialCallback], on_trial: TrialCallback | None
+) -> TrialCallback | None:
+    """One callback calling every hook, then on_trial; None when there is nothing to call."""
+    callbacks = [*hooks, *([on_trial] if on_trial is not None else [])]
+    if not callbacks:
+        return None
+
+    def call_all(record: TrialRecord) -> None:
+        for callback in callbacks:
+            callback(record)
+
+    return call_all
 
 
 def _step_size(

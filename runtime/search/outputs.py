@@ -81,7 +81,7 @@ def write_outputs(
         outputs[BEST_WEIGHTS] = "the best trial's trained state_dict"
     kwargs: dict[str, Any] = {}
     if data is not None:
-        from .train import build_kwargs
+        from ..train import build_kwargs
 
         kwargs = build_kwargs(ir, data)
     if onnx:
@@ -122,7 +122,7 @@ def _export(
     try:
         import torch
 
-        from .onnx_export import export_model
+        from ..onnx_export import export_model
 
         torch.manual_seed(0)
         model = module.build_model(**build_kwargs)

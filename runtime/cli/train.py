@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+from nasforge.grammar.errors import NasforgeError
 
-from .cli import Failure
-from .cli_input import parse_pairs, read_arch
-from .data import DATASETS
-from .devices import DEVICE_CHOICES
+from ..choices import DATASET_NAMES, DEVICE_CHOICES
+from . import Failure
+from .input import parse_pairs, read_arch
 
 METRICS_VERSION = 1
 
@@ -58,7 +60,7 @@ def _write_json(path: Path, payload: dict[str, object]) -> None:
 @click.argument("source", required=False, metavar="[FILE|-]")
 @click.option("--arch", metavar="STRING", help="The architecture text itself.")
 @click.option(
-    "--dataset", required=True, type=click.Choice(list(DATASETS)), help="What to train on."
+    "--dataset", required=True, type=click.Choice(DATASET_NAMES), help="What to train on."
 )
 @click.option(
     "--data-dir",
@@ -114,13 +116,11 @@ def train_command(
     no_progress: bool,
 ) -> None:
     """Train an architecture (FILE, `-` for stdin, or --arch STRING) on --dataset."""
-    from nasforge.codegen import generate, load_file
-    from nasforge.grammar import to_text
 
-    from . import train as recipes
-    from .data import TextData, load_dataset
-    from .devices import resolve_device, seed_everything, set_threads
-    from .errors import TrainingFailed
+    from ..data import load_dataset
+    from ..devices import resolve_device, set_threads
+    from ..errors import TrainingFailed
+    from ..train import build_kwargs, check_compatible, train_arch
 
     began = time.perf_counter()
     ir = read_arch(source, arch)
@@ -128,71 +128,107 @@ def train_command(
     torch_device = resolve_device(device)
     set_threads(threads)
     data = load_dataset(dataset, data_dir=data_dir, download=download, seed=seed)
-    recipes.check_compatible(ir, data)
+    check_compatible(ir, data)
+    model_path = _write_model(ir, out_dir)
+    record = _record(ir, dataset, data, build_kwargs(ir, data, **overrides), torch_device, seed)
+
+    try:
+        result = train_arch(
+            ir,
+            data,
+            epochs=epochs,
+            device=torch_device,
+            seed=seed,
+            batch_size=batch_size,
+            lr=lr,
+            loader_workers=workers,
+            overrides=overrides,
+            build=_file_builder(model_path),
+            progress=not no_progress,
+            on_epoch=lambda row: click.echo(_epoch_line(row, epochs), err=True),
+        )
+    except TrainingFailed as err:
+        record.update(status="failed", failure=err.to_dict(), seconds=time.perf_counter() - began)
+        _write_json(out_dir / "metrics.json", record)
+        raise TrainingFailure(f"{err} (recorded in {out_dir / 'metrics.json'})") from None
+    written = _save(result, ir, data, out_dir, record, onnx)
+    click.echo(
+        f"reward {result.reward:.6f}  parameters {result.parameters:,}  "
+        f"{result.seconds:.1f} s on {torch_device}; wrote "
+        + ", ".join(str(out_dir / name) for name in written),
+        err=True,
+    )
+
+
+def _write_model(ir: object, out_dir: Path) -> Path:
+    """Write DIR/model.py, the very file that is trained; its path."""
+    from nasforge.codegen import generate
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path = out_dir / "model.py"
-        model_path.write_text(generate(ir), encoding="utf-8")
+        model_path.write_text(generate(ir), encoding="utf-8")  # type: ignore[arg-type]
     except OSError as err:
         raise Failure(f"cannot write to {out_dir}: {err.strerror or err}") from None
-    kwargs = recipes.build_kwargs(ir, data, **overrides)
-    seed_everything(seed)
-    try:
-        model = load_file(model_path).build_model(**kwargs)
-    except (TypeError, ValueError) as err:
-        raise Failure(f"cannot build the model with {kwargs}: {err}") from None
+    return model_path
 
+
+class BuildError(NasforgeError):
+    """The generated file's build_model refused the arguments (exit 2: bad input)."""
+
+
+def _file_builder(model_path: Path) -> Callable[..., Any]:
+    """build_model of the written file; bad build arguments become a BuildError."""
+    from nasforge.codegen import load_file
+
+    build_model = load_file(model_path).build_model
+
+    def build(**kwargs: object) -> Any:
+        try:
+            return build_model(**kwargs)
+        except (TypeError, ValueError) as err:
+            raise BuildError(f"cannot build the model with {kwargs}: {err}") from None
+
+    return build
+
+
+def _record(
+    ir: Any, dataset: str, data: Any, kwargs: dict[str, object], device: object, seed: int
+) -> dict[str, object]:
+    """What metrics.json says about the run before training."""
     import torch
+    from nasforge.grammar import to_text
 
-    record: dict[str, object] = {
+    return {
         "version": METRICS_VERSION,
         "arch": to_text(ir),
         "family": ir.family,
         "dataset": dataset,
         "dataset_description": data.description,
         "build_kwargs": kwargs,
-        "device": str(torch_device),
+        "device": str(device),
         "seed": seed,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-    progress = not no_progress
 
-    def report(row: dict[str, float]) -> None:
-        click.echo(_epoch_line(row, epochs), err=True)
 
-    try:
-        if isinstance(data, TextData):
-            lm = recipes.LanguageConfig(epochs=epochs)
-            if batch_size is not None:
-                lm.batch_size = batch_size
-            if lr is not None:
-                lm.lr = lr
-            result = recipes.train_language_model(
-                model, data, lm, device=torch_device, progress=progress, on_epoch=report
-            )
-        else:
-            config = recipes.ImageConfig(epochs=epochs, seed=seed, workers=workers)
-            if getattr(ir, "lr", None) is not None:
-                config.lr = ir.lr  # type: ignore[union-attr,assignment]
-            if lr is not None:
-                config.lr = lr
-            if batch_size is not None:
-                config.batch_size = batch_size
-            result = recipes.train_image(
-                model, data, config, device=torch_device, progress=progress, on_epoch=report
-            )
-    except TrainingFailed as err:
-        record.update(status="failed", failure=err.to_dict(), seconds=time.perf_counter() - began)
-        _write_json(out_dir / "metrics.json", record)
-        raise TrainingFailure(f"{err} (recorded in {out_dir / 'metrics.json'})") from None
+def _save(
+    result: Any, ir: Any, data: Any, out_dir: Path, record: dict[str, object], onnx: bool
+) -> list[str]:
+    """Write weights.pt, vocab.txt (language models), metrics.json and with `onnx`
+    model.onnx; the names written."""
+    import torch
 
-    model = model.cpu().eval()
+    from ..data import TextData
+
+    model = result.model.cpu().eval()
     torch.save(model.state_dict(), out_dir / "weights.pt")
+    written = ["model.py", "weights.pt", "metrics.json"]
     if isinstance(data, TextData):
         (out_dir / "vocab.txt").write_text("\n".join(data.vocab) + "\n", encoding="utf-8")
+        written.append("vocab.txt")
     record.update(
         status="ok",
         reward=result.reward,
@@ -203,29 +239,21 @@ def train_command(
         onnx=None,
     )
     _write_json(out_dir / "metrics.json", record)
-    written = ["model.py", "weights.pt", "metrics.json"]
-    if isinstance(data, TextData):
-        written.append("vocab.txt")
     if onnx:
         record["onnx"] = _export_onnx(model, ir, data, out_dir)
         _write_json(out_dir / "metrics.json", record)
         written.append("model.onnx")
-    click.echo(
-        f"reward {result.reward:.6f}  parameters {result.parameters:,}  "
-        f"{result.seconds:.1f} s on {torch_device}; wrote "
-        + ", ".join(str(out_dir / name) for name in written),
-        err=True,
-    )
+    return written
 
 
 def _export_onnx(model: object, ir: object, data: object, out_dir: Path) -> dict[str, object]:
     """Export DIR/model.onnx with the ONNX module; its report for metrics.json."""
     import torch
 
-    from .data import TextData
+    from ..data import TextData
 
     try:
-        from .onnx_export import export_model
+        from ..onnx_export import export_model
     except ImportError as err:
         raise Failure(f"--onnx: ONNX export is not available ({err})") from None
     if isinstance(data, TextData):

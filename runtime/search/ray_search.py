@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from nasforge.controller.evaluator import Evaluator
 from nasforge.controller.param_server import (
     LOCAL_ONLY_OPTIONS,
     Layout,
@@ -42,17 +41,19 @@ from nasforge.controller.param_server import (
     make_shards,
 )
 from nasforge.controller.reinforce import Reinforce
-from nasforge.controller.search import (
-    SearchError,
-    SearchResult,
-    TrialCallback,
-    repeat_record,
-    trial_record,
-)
 from nasforge.controller.space import Space
 from nasforge.controller.strategy import Proposal
 
+from .evaluator import Evaluator
 from .executors import Job
+from .loop import (
+    SearchError,
+    SearchResult,
+    TrialCallback,
+    each_trial,
+    repeat_record,
+    trial_record,
+)
 from .ray_backend import ReplicaActor, ShardActor
 from .ray_children import ChildResources, child_result, keep_weights, submit_child
 from .store import RoundRecord, TrialRecord, TrialStore
@@ -121,16 +122,18 @@ def run_ray_search(
     trials: int,
     seed: int,
     settings: RaySettings,
+    hooks: Sequence[TrialCallback] = (),
     on_trial: TrialCallback | None = None,
     on_round: RoundCallback | None = None,
 ) -> SearchResult:
     """Run (or continue) the search in `store` until it holds `trials` trials.
 
     Needs a connected Ray (ray.init). `options` are Reinforce's; `seed` seeds the
-    controller's weights, the replicas' sampling and every child's training."""
+    controller's weights, the replicas' sampling and every child's training. `hooks`,
+    then `on_trial`, see each trial as it is stored; `on_round` each round's statistics."""
     driver = _Driver(space, options, evaluator, store, trials, seed, settings)
     try:
-        return driver.run(on_trial, on_round)
+        return driver.run(each_trial(hooks, on_trial), on_round)
     finally:
         driver.close()
 

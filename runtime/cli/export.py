@@ -15,9 +15,9 @@ from pathlib import Path
 
 import click
 
-from .cli import Failure
-from .cli_input import read_arch
-from .onnx_export import DEFAULT_CHECKS, DEFAULT_TOLERANCE
+from ..choices import DEFAULT_CHECKS, DEFAULT_TOLERANCE
+from . import Failure
+from .input import read_arch
 
 WEIGHTS = "weights.pt"
 MODEL = "model.py"
@@ -78,8 +78,8 @@ def export_command(
     """Export an architecture (FILE, `-`, --arch STRING) or a trained DIR to ONNX."""
     import torch
 
-    from .cli_train import parse_model_args
-    from .onnx_export import export_model
+    from ..onnx_export import export_model
+    from .train import parse_model_args
 
     overrides = parse_model_args(model_args)
     torch.manual_seed(seed)

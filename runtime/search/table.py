@@ -22,7 +22,7 @@ from nasforge.grammar import ArchError, NasforgeError, parse, to_text
 from nasforge.grammar.ir import CellsArch
 from nasforge.grammar.nb201 import from_nb201, to_nb201
 
-from .evaluator import FAILED_REWARD, Evaluator, Outcome
+from .evaluator import Evaluator, Outcome
 
 ARCH_COLUMN = "arch"
 INDEX_COLUMN = "index"
@@ -168,7 +168,7 @@ class TableEvaluator(Evaluator):
         """The outcome of a NAS-Bench-201 cell string."""
         row = self.rows.get(string)
         if row is None:
-            return _failed(f"the cell {string} is not in the table {self.path}")
+            return Outcome.failed(f"the cell {string} is not in the table {self.path}")
         metrics: dict[str, Any] = {INDEX_COLUMN: row.index, **row.values}
         return Outcome(
             status="ok",
@@ -181,24 +181,20 @@ class TableEvaluator(Evaluator):
         try:
             ir = parse(text)
         except NasforgeError as err:
-            return _failed(f"not a valid architecture: {err}")
+            return Outcome.failed(f"not a valid architecture: {err}")
         if not isinstance(ir, CellsArch) or ir.skeleton != "nb201":
-            return _failed(
+            return Outcome.failed(
                 f"the table's network is '{NETWORK_HEADER}'; this is a {_kind(ir)} architecture"
             )
         header = _header(ir)
         if header != NETWORK_HEADER:
-            return _failed(f"the table's network is '{NETWORK_HEADER}', not '{header}'")
+            return Outcome.failed(f"the table's network is '{NETWORK_HEADER}', not '{header}'")
         try:
             string = to_nb201(ir)
         except ArchError as err:
-            return _failed(f"not a NAS-Bench-201 cell: {err.message}")
+            return Outcome.failed(f"not a NAS-Bench-201 cell: {err.message}")
         return self.outcome_of_nb201(string)
 
 
 def _kind(ir: Any) -> str:
     return f"cells {ir.skeleton}" if isinstance(ir, CellsArch) else str(ir.family)
-
-
-def _failed(reason: str) -> Outcome:
-    return Outcome(status="failed", reward=FAILED_REWARD, error=reason)

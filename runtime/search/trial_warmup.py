@@ -1,4 +1,4 @@
-"""Imported by the local pool's fork server (runtime/executors.py) to build, once, the
+"""Imported by the local pool's fork server (runtime/search/executors.py) to build, once, the
 caches every trial needs: the architecture parser (Lark's tables, 0.2 s) and the code
 generator's compiled templates. Each trial's process is forked from the server and
 inherits them warm.

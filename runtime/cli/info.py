@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .cli_input import read_arch
+from .input import read_arch
 
 
 def _shape(shape: tuple[int, ...]) -> str:

@@ -8,7 +8,7 @@ import sys
 from nasforge.grammar import parse
 from nasforge.grammar.ir import Arch
 
-from .cli import Failure
+from . import Failure
 
 STDIN = "-"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .cli import Failure
+from . import Failure
 
 
 @click.command(short_help="Print a search's report (top-k, improvement) and redraw its plot.")
@@ -25,10 +25,10 @@ from .cli import Failure
 )
 def report_command(out_dir: Path, top: int) -> None:
     """Report on the search stored in DIR (written by `nasforge search --out DIR`)."""
-    from .cli_search import STORE_FILE
-    from .report import build_report, render, write_report
-    from .search_outputs import read_outputs
-    from .store import StoreError, TrialStore
+    from ..search.build import STORE_FILE
+    from ..search.outputs import read_outputs
+    from ..search.report import build_report, render, write_report
+    from ..search.store import StoreError, TrialStore
 
     path = out_dir / STORE_FILE
     if not path.is_file():

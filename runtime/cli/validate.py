@@ -11,8 +11,8 @@ import click
 from nasforge.controller.space import Space, load_space
 from nasforge.grammar import ArchError, parse, to_text
 
-from .cli import EXIT_ERROR, Failure
-from .cli_input import read_text
+from . import EXIT_ERROR, Failure
+from .input import read_text
 
 
 def _check(

@@ -18,15 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nasforge.controller.evaluator import FAILED_REWARD, Evaluator, Outcome
 from nasforge.grammar.errors import NasforgeError
 
-from .errors import DataError
-
-EVALUATORS: dict[str, str] = {
-    "train": "the runtime's trainer on --dataset for --epochs",
-    "table": "a NAS-Bench-201-format CSV (--table): reward valid12, simulated cost time12",
-}
+from ..errors import DataError
+from .config import EVALUATORS
+from .evaluator import Evaluator, Outcome
 
 
 class TrainEvaluator(Evaluator):
@@ -42,7 +38,7 @@ class TrainEvaluator(Evaluator):
         "nasforge.runtime.data",
         "nasforge.codegen",
         "nasforge.codegen.cost",
-        "nasforge.runtime.trial_warmup",  # builds the parser and template caches
+        "nasforge.runtime.search.trial_warmup",  # builds the parser and template caches
     )
 
     def __init__(
@@ -79,14 +75,14 @@ class TrainEvaluator(Evaluator):
     def data(self) -> Any:
         """The dataset, loaded on first use (DataError when it cannot be)."""
         if self._data is None:
-            from .data import load_dataset
+            from ..data import load_dataset
 
             self._data = load_dataset(self.dataset, data_dir=self.data_dir, seed=self.data_seed)
         return self._data
 
     def check(self) -> None:
         """Raise now what every trial would fail on: the dataset and the device."""
-        from .devices import resolve_device
+        from ..devices import resolve_device
 
         resolve_device(self.device)
         self.data()
@@ -98,17 +94,15 @@ class TrainEvaluator(Evaluator):
         except DataError:
             raise  # the data set itself is broken: every child would fail, stop the search
         except NasforgeError as err:  # the architecture: outside the language, not trainable
-            return _failed("invalid", str(err), began)
+            return Outcome.failed(str(err), time.perf_counter() - began, reason="invalid")
 
     def _evaluate(self, arch: str, seed: int, began: float) -> Outcome:
-        from nasforge.codegen import load
         from nasforge.codegen.cost import cost
         from nasforge.grammar import parse
 
-        from . import train as recipes
-        from .data import TextData
-        from .devices import resolve_device, seed_everything, set_threads
-        from .errors import TrainingFailed
+        from .. import train as recipes
+        from ..devices import resolve_device, set_threads
+        from ..errors import TrainingFailed
 
         set_threads(self.threads)
         device = resolve_device(self.device)
@@ -117,37 +111,30 @@ class TrainEvaluator(Evaluator):
         try:
             recipes.check_compatible(ir, data)
         except TrainingFailed as err:
-            return _failed(err.reason, str(err), began)
-        kwargs = recipes.build_kwargs(ir, data)
-        counted = cost(ir, **kwargs)
-        seed_everything(seed)
+            return Outcome.failed(str(err), time.perf_counter() - began, reason=err.reason)
+        counted = cost(ir, **recipes.build_kwargs(ir, data))
         try:
-            model = load(ir).build_model(**kwargs)
-            if isinstance(data, TextData):
-                config = recipes.LanguageConfig(epochs=self.epochs, max_batches=self.max_batches)
-                if self.batch_size is not None:
-                    config.batch_size = self.batch_size
-                result = recipes.train_language_model(model, data, config, device=device)
-            else:
-                image = recipes.ImageConfig(epochs=self.epochs, seed=seed)
-                if getattr(ir, "lr", None) is not None:
-                    image.lr = ir.lr  # type: ignore[union-attr,assignment]
-                if self.batch_size is not None:
-                    image.batch_size = self.batch_size
-                result = recipes.train_image(model, data, image, device=device)
+            result = recipes.train_arch(
+                ir,
+                data,
+                epochs=self.epochs,
+                device=device,
+                seed=seed,
+                batch_size=self.batch_size,
+                max_batches=self.max_batches,
+            )
         except TrainingFailed as err:
-            return Outcome(
-                status="failed",
-                reward=FAILED_REWARD,
-                metrics={"reason": err.reason, "epoch": err.epoch},
+            return Outcome.failed(
+                str(err),
+                time.perf_counter() - began,
                 parameters=counted.params,
                 macs=counted.macs,
-                seconds=time.perf_counter() - began,
-                error=str(err),
+                reason=err.reason,
+                epoch=err.epoch,
             )
         metrics: dict[str, Any] = {"epochs": result.metrics, "device": result.device}
         if self.weights_dir is not None:
-            metrics["weights"] = self._save_weights(arch, model)
+            metrics["weights"] = self._save_weights(arch, result.model)
         return Outcome(
             status="ok",
             reward=float(result.reward),
@@ -170,16 +157,6 @@ class TrainEvaluator(Evaluator):
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, partial)
         os.replace(partial, folder / name)  # a killed trial never leaves a torn file
         return name
-
-
-def _failed(reason: str, message: str, began: float) -> Outcome:
-    return Outcome(
-        status="failed",
-        reward=FAILED_REWARD,
-        metrics={"reason": reason},
-        seconds=time.perf_counter() - began,
-        error=message,
-    )
 
 
 def make_evaluator(
@@ -211,7 +188,7 @@ def make_evaluator(
     if name == "table":
         if table is None:
             raise DataError("the table evaluator needs --table PATH (a NAS-Bench-201-format CSV)")
-        from nasforge.controller.table import TableEvaluator
+        from .table import TableEvaluator
 
         return TableEvaluator(table)
     raise DataError(f"unknown evaluator {name!r}; choose one of {', '.join(EVALUATORS)}")

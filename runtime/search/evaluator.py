@@ -25,6 +25,28 @@ class Outcome:
     seconds: float = 0.0  # wall time, or the simulated cost for the table evaluator
     error: str | None = None  # the reason, when failed
 
+    @classmethod
+    def failed(
+        cls,
+        error: str,
+        seconds: float = 0.0,
+        *,
+        parameters: int | None = None,
+        macs: int | None = None,
+        **metrics: Any,
+    ) -> Outcome:
+        """The outcome of a child that failed for `error`; `metrics` (such as a reason code)
+        are recorded with it."""
+        return cls(
+            status="failed",
+            reward=FAILED_REWARD,
+            metrics=metrics,
+            parameters=parameters,
+            macs=macs,
+            seconds=seconds,
+            error=error,
+        )
+
 
 class Evaluator(ABC):
     name: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .cli_input import read_arch
+from .input import read_arch
 
 
 @click.command(short_help="Generate the standalone PyTorch file of an architecture.")

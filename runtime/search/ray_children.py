@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from nasforge.controller.evaluator import Evaluator, Outcome
 
-from .executors import Executor, Job, JobResult, _guarded_evaluate, failed
+from .evaluator import Evaluator, Outcome
+from .executors import Executor, Job, JobResult, _guarded_evaluate
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def run_child(key: str, holder: list[Any], job: Job, timeout: float | None) -> C
         with _deadline(timeout):
             outcome = _guarded_evaluate(evaluator, job.arch, job.seed)
     except TrialTimeout:
-        outcome = failed(
+        outcome = Outcome.failed(
             f"timed out: no result after {timeout:g} s; the child was stopped",
             time.perf_counter() - began,
             reason="timeout",
@@ -136,7 +136,7 @@ def child_result(ref: ray.ObjectRef, job: Job, resources: ChildResources) -> Chi
         reason = "ray"
         error = f"the child's Ray task failed: {type(err).__name__}: {str(err).splitlines()[0]}"
     now = time.time()
-    outcome: Outcome = failed(error, reason=reason)
+    outcome: Outcome = Outcome.failed(error, reason=reason)
     return ChildResult(JobResult(job.key, outcome, "ray", now, now))
 
 

@@ -2,7 +2,7 @@
 
 A command is registered in COMMANDS as "module:attribute" and imported only when
 it is run (or listed by --help), so `nasforge validate` never imports torch even
-once `train` and `export` exist. To add a command, write `runtime/cli_NAME.py`
+once `train` and `export` exist. To add a command, write `runtime/cli/NAME.py`
 with a click command and add one line to COMMANDS.
 
 Every NasforgeError that escapes a command becomes `nasforge: error: ...` on
@@ -17,13 +17,13 @@ import click
 from nasforge.grammar.errors import ArchError, NasforgeError
 
 COMMANDS: dict[str, str] = {
-    "validate": "nasforge.runtime.cli_validate:validate",
-    "compile": "nasforge.runtime.cli_compile:compile_command",
-    "info": "nasforge.runtime.cli_info:info",
-    "train": "nasforge.runtime.cli_train:train_command",
-    "export": "nasforge.runtime.cli_export:export_command",
-    "search": "nasforge.runtime.cli_search:search_command",
-    "report": "nasforge.runtime.cli_report:report_command",
+    "validate": "nasforge.runtime.cli.validate:validate",
+    "compile": "nasforge.runtime.cli.compile:compile_command",
+    "info": "nasforge.runtime.cli.info:info",
+    "train": "nasforge.runtime.cli.train:train_command",
+    "export": "nasforge.runtime.cli.export:export_command",
+    "search": "nasforge.runtime.cli.search:search_command",
+    "report": "nasforge.runtime.cli.report:report_command",
 }
 
 EXIT_ERROR = 2  # bad input of any kind; click uses 2 for usage errors too
@@ -82,7 +82,3 @@ def main() -> None:
     except NasforgeError as err:  # raised outside a command's invoke, e.g. while loading it
         Failure(str(err)).show()
         raise SystemExit(EXIT_ERROR) from None
-
-
-if __name__ == "__main__":
-    main()

@@ -13,7 +13,7 @@ Tables:
   makes and the id of its first trial; ``stats`` and ``told_at`` are filled in
   when the step's ``tell`` is done (with the next step's row, in one transaction).
 
-- ``rounds`` and ``shards`` (the Ray backend, runtime/ray_search.py): one row per
+- ``rounds`` and ``shards`` (the Ray backend, runtime/search/ray_search.py): one row per
   round a controller replica sampled (its proposals, trial ids, the weights it sampled
   with until every shard has applied its gradient, the replica's generator state
   after sampling, the staleness of its update) and the latest checkpoint of each
@@ -410,7 +410,7 @@ class TrialStore:
         return [_checkpoint(row) for row in rows]
 
 
-    # --- distributed rounds and parameter-server shards (runtime/ray_search.py) ---------
+    # --- distributed rounds and parameter-server shards (runtime/search/ray_search.py) ---------
 
     def add_round(self, record: RoundRecord) -> None:
         """Store a round as it is sampled, before any of its children runs."""

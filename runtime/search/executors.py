@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from nasforge.controller.evaluator import FAILED_REWARD, Evaluator, Outcome
+from .evaluator import Evaluator, Outcome
 
 PARENT_POLL_S = 1.0  # how often a child checks that the search process is still there
 KILL_GRACE_S = 5.0  # how long to wait for a killed child to be reaped
@@ -65,13 +65,6 @@ class JobResult:
     finished_at: float
 
 
-def failed(error: str, seconds: float = 0.0, **metrics: Any) -> Outcome:
-    """The Outcome of a trial that failed for `error`."""
-    return Outcome(
-        status="failed", reward=FAILED_REWARD, metrics=metrics, seconds=seconds, error=error
-    )
-
-
 def _guarded_evaluate(evaluator: Evaluator, arch: str, seed: int) -> Outcome:
     """evaluator.evaluate, with an exception (a bug, by the Evaluator contract) recorded as a
     failed trial rather than ending the search."""
@@ -81,7 +74,7 @@ def _guarded_evaluate(evaluator: Evaluator, arch: str, seed: int) -> Outcome:
     except Exception as err:
         where = traceback.extract_tb(err.__traceback__)[-1:]
         at = f" (at {where[0].filename}:{where[0].lineno})" if where else ""
-        return failed(
+        return Outcome.failed(
             f"the evaluator raised {type(err).__name__}: {err}{at}",
             time.perf_counter() - began,
             reason="exception",
@@ -153,7 +146,7 @@ def _child_main(payload: bytes, arch: str, seed: int, conn: Connection) -> None:
     try:
         evaluator = pickle.loads(payload)
     except Exception as err:
-        outcome = failed(f"cannot unpickle the evaluator: {type(err).__name__}: {err}")
+        outcome = Outcome.failed(f"cannot unpickle the evaluator: {type(err).__name__}: {err}")
     else:
         outcome = _guarded_evaluate(evaluator, arch, seed)
     if outcome.status == "failed" and not outcome.seconds:
@@ -221,7 +214,7 @@ class LocalPoolExecutor(Executor):
         self._context = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             _prepare_forkserver(
-                self._context, ["nasforge.controller.evaluator", *_preload_modules(evaluator)]
+                self._context, ["nasforge.runtime.search.evaluator", *_preload_modules(evaluator)]
             )
         self._payload = pickle.dumps(evaluator)
         self._running: dict[int, _Running] = {}
@@ -292,7 +285,9 @@ class LocalPoolExecutor(Executor):
                 return self._crashed(running)
             except Exception as err:  # a result that does not unpickle
                 self._kill(running)
-                return failed(f"unreadable result: {type(err).__name__}: {err}", self._age(running))
+                return Outcome.failed(
+                    f"unreadable result: {type(err).__name__}: {err}", self._age(running)
+                )
             if message == _STARTED:
                 running.reported = True
                 running.began = time.perf_counter()
@@ -308,12 +303,12 @@ class LocalPoolExecutor(Executor):
         if time.perf_counter() >= running.deadline:
             self._kill(running)
             if not running.reported:
-                return failed(
+                return Outcome.failed(
                     f"the trial's process did not start within {START_TIMEOUT_S:g} s",
                     self._age(running),
                     reason="timeout",
                 )
-            return failed(
+            return Outcome.failed(
                 f"timed out: no result after {self.timeout:g} s; the process was killed",
                 self._age(running),
                 reason="timeout",
@@ -328,7 +323,7 @@ class LocalPoolExecutor(Executor):
         running.conn.close()
         running.process.join(KILL_GRACE_S)
         how = _describe_exit(running.process.exitcode)
-        return failed(
+        return Outcome.failed(
             f"the trial's process {how} before reporting a result",
             self._age(running),
             reason="crashed",

@@ -1,0 +1,299 @@
+"""The builder: a SearchConfig becomes a strategy, an evaluator, an executor and a store.
+
+Everything that can fail on bad input (the space, the data set, the strategy's options,
+the Ray cluster) is built before a new store exists, so a failed start leaves no store
+behind that the next run would call "a search"; a resumed search is checked against its
+store before a Ray cluster is started for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, SearchConfig
+from .loop import SearchError, SearchResult, StepCallback, TrialCallback
+from .outputs import WEIGHTS_DIR
+
+STORE_FILE = "search.db"
+
+
+@dataclass
+class Search:
+    """A built search, ready to run; `close()` releases its store (and the Ray it started)."""
+
+    config: SearchConfig  # batch resolved
+    space: Any
+    strategy: Any
+    evaluator: Any
+    executor: Any  # an Executor; a null context when Ray's replicas run the children
+    store: Any
+    connected_ray: bool = False  # this process started or joined Ray, and leaves it at close
+
+    def run(
+        self,
+        *,
+        hooks: Sequence[TrialCallback] = (),
+        on_trial: TrialCallback | None = None,
+        on_step: StepCallback | None = None,
+    ) -> SearchResult:
+        """Run (or continue) the search until the store holds config.trials trials.
+
+        `hooks` act on each stored trial (such as keeping the best weights), `on_trial`
+        reports it, `on_step` sees each step's (or Ray round's) tell statistics."""
+        from . import loop
+
+        with self.executor:
+            if self.config.asynchronous:
+                return self._run_on_ray(hooks, on_trial, on_step)
+            return loop.run_search(
+                self.strategy,
+                self.executor,
+                self.store,
+                trials=self.config.trials,
+                batch=self.config.batch,  # type: ignore[arg-type]
+                seed=self.config.seed,
+                hooks=hooks,
+                on_trial=on_trial,
+                on_step=on_step,
+            )
+
+    def data(self) -> Any:
+        """The data set the children trained on (None for the table evaluator)."""
+        from .evaluators import TrainEvaluator
+
+        return self.evaluator.data() if isinstance(self.evaluator, TrainEvaluator) else None
+
+    def close(self) -> None:
+        self.store.close()
+        if self.connected_ray:
+            import ray
+
+            ray.shutdown()  # a local cluster ends here; a joined one only loses this driver
+
+    def _run_on_ray(
+        self,
+        hooks: Sequence[TrialCallback],
+        on_trial: TrialCallback | None,
+        on_round: StepCallback | None,
+    ) -> SearchResult:
+        from .ray_search import RaySettings, run_ray_search
+
+        config = self.config
+        settings = RaySettings(
+            replicas=config.replicas,  # type: ignore[arg-type]
+            children=config.children,  # type: ignore[arg-type]
+            shards=config.ps_shards,  # type: ignore[arg-type]
+            resources=child_resources(config),
+        )
+        try:
+            return run_ray_search(
+                self.space,
+                config.options,
+                self.evaluator,
+                self.store,
+                trials=config.trials,
+                seed=config.seed,
+                settings=settings,
+                hooks=hooks,
+                on_trial=on_trial,
+                on_round=on_round,
+            )
+        except ValueError as err:
+            raise SearchError(str(err)) from None
+
+
+def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search:
+    """Build the search `config` describes, its store in out_dir (with `resume`, the store
+    already there, which must hold the same search); ConfigError for what cannot run."""
+    from nasforge.controller.space import load_space
+
+    from .evaluators import make_evaluator
+
+    path = out_dir / STORE_FILE
+    check_folder(path, resume)
+    space = load_space(config.space)
+    evaluator = make_evaluator(
+        config.evaluator,
+        dataset=config.dataset,
+        epochs=config.epochs or 1,
+        device=config.device,
+        threads=_threads(config),
+        data_dir=config.data_dir,
+        table=config.table,
+        weights_dir=out_dir / WEIGHTS_DIR,
+    )
+    import torch
+
+    # The controller is tiny (an LSTM of 35 units): more threads only spin against the
+    # trials for the cores (10x slower updates on 2 busy cores). An inline train
+    # evaluator sets its own count for each trial.
+    torch.set_num_threads(1)
+    strategy = _make_strategy(config, space)
+    if config.asynchronous:
+        _check_shards(config, strategy)
+    store = None
+    if resume:
+        store, config = open_store(path, config, resume=True)
+    try:
+        connected = config.backend == "ray" and connect_ray(config.address)
+        executor = contextlib.nullcontext() if config.asynchronous else _executor(config, evaluator)
+        if store is None:
+            store, config = open_store(path, config, resume=False)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    return Search(config, space, strategy, evaluator, executor, store, connected)
+
+
+def check_folder(path: Path, resume: bool) -> None:
+    """A new search needs a folder without a store; --resume needs one with a store."""
+    if not resume and path.exists():
+        raise ConfigError(
+            f"{path.parent} already holds a search ({path.name}); add --resume to continue "
+            "it, or choose another --out"
+        )
+    if resume and not path.is_file():
+        raise ConfigError(
+            f"--resume: there is no search to resume in {path.parent} (no {path.name})"
+        )
+
+
+def open_store(path: Path, config: SearchConfig, *, resume: bool) -> tuple[Any, SearchConfig]:
+    """The store to write and the config with its batch resolved: a new store (batch:
+    --workers when not given), or with `resume` the one at `path`, which must hold the same
+    search (batch: the stored one when not given, so resuming with more workers just works)."""
+    from .store import StoreError, TrialStore
+
+    check_folder(path, resume)
+    if not resume:
+        config = replace(config, batch=config.batch or config.workers)
+        try:
+            return TrialStore.create(path, config.stored()), config
+        except StoreError as err:
+            raise ConfigError(str(err)) from None
+    store = TrialStore.open(path)
+    stored = store.config
+    config = replace(config, batch=config.batch or stored.get("batch"))
+    differences = config.resume_differences(stored)
+    if differences:
+        store.close()
+        raise ConfigError(
+            f"--resume: {path.parent} holds a different search: " + "; ".join(differences)
+        )
+    store.set_config({**stored, **config.stored()})
+    return store, config
+
+
+def child_resources(config: SearchConfig) -> Any:
+    """What each Ray child task asks for."""
+    from .ray_children import ChildResources
+
+    return ChildResources(
+        cpus=config.cpus_per_child,  # type: ignore[arg-type]
+        gpus=config.gpus_per_child,  # type: ignore[arg-type]
+        retries=config.child_retries,  # type: ignore[arg-type]
+        timeout=config.timeout,
+    )
+
+
+def connect_ray(address: str | None) -> bool:
+    """Join the cluster at `address`, or start a local one on this machine; False when this
+    process was connected already (a program that runs the search itself), which it then
+    keeps connected."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--backend ray needs Ray: pip install 'nasforge[ray]' (or pip install ray)"
+        ) from None
+    import logging
+
+    if ray.is_initialized():
+        return False
+    if address and address != "auto":
+        _check_reachable(address)
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+        raise ConfigError(f"--backend ray: cannot start or join {where}: {err}") from None
+    return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once on an address nothing listens at (ray.init would retry for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.1:6379) or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as err:
+        raise ConfigError(
+            f"--address {address}: no Ray cluster answers there ({err.strerror or err}); "
+            "start one with `ray start --head` or leave --address out for a local one"
+        ) from None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _threads(config: SearchConfig) -> int:
+    """CPU threads per trial: as given, else a Ray child's CPUs, else cores / workers."""
+    if config.threads:
+        return config.threads
+    if config.backend == "ray":
+        return max(1, int(config.cpus_per_child or 1))
+    return max(1, _cores() // config.workers)
+
+
+def _make_strategy(config: SearchConfig, space: Any) -> Any:
+    from nasforge.controller.strategy import make_strategy
+
+    name = config.strategy
+    try:
+        return make_strategy(name, space, seed=config.seed, **config.options)
+    except ImportError as err:
+        raise ConfigError(f"--strategy {name} is not available in this install ({err})") from None
+    except TypeError as err:  # an option the strategy does not take
+        raise ConfigError(f"--strategy {name}: bad --option: {err}") from None
+    except ValueError as err:
+        raise ConfigError(f"--strategy {name}: {err}") from None
+
+
+def _check_shards(config: SearchConfig, strategy: Any) -> None:
+    """A parameter-server shard holds whole tensors: no more shards than the policy has."""
+    tensors = len(list(strategy.policy.parameters()))
+    if config.ps_shards is not None and config.ps_shards > tensors:
+        raise ConfigError(
+            f"--ps-shards {config.ps_shards}: a shard holds whole parameter tensors "
+            f"and the controller of space {config.space} has {tensors}; use at most {tensors}"
+        )
+
+
+def _executor(config: SearchConfig, evaluator: Any) -> Any:
+    from .executors import InProcessExecutor, LocalPoolExecutor
+
+    if config.backend == "ray":  # the local loop, its children Ray tasks
+        from .ray_children import RayExecutor
+
+        return RayExecutor(evaluator, child_resources(config), workers=config.children or 1)
+    if config.inline:
+        return InProcessExecutor(evaluator)
+    return LocalPoolExecutor(evaluator, config.workers, timeout=config.timeout)
