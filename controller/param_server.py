@@ -14,7 +14,7 @@ may be a few versions stale. This module is that arithmetic in plain torch:
   round's rewards into a gradient. It keeps no state between calls, so a replica
   that dies can be restarted anywhere and continue from the shards' weights.
 
-runtime/ray_search.py puts these in Ray actors. With one replica sampling one
+runtime/search/ray_search.py puts these in Ray actors. With one replica sampling one
 architecture per round, shards apply exactly the updates `Reinforce.tell` makes,
 so the distributed search samples the same strings as the local one.
 """

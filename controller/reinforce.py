@@ -258,7 +258,7 @@ class Reinforce(Strategy):
         """Fill the policy's .grad with d loss (clipped to grad_clip); the norm before clipping.
 
         Split from the optimizer step so a distributed replica can push the gradient
-        to parameter servers instead (runtime/ray_search.py)."""
+        to parameter servers instead (runtime/search/ray_search.py)."""
         self.optimizer.zero_grad()
         loss.backward()
         clip = self.options.grad_clip or float("inf")
