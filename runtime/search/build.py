@@ -9,7 +9,6 @@ store before a Ray cluster is started for it.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -247,20 +246,16 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _threads(config: SearchConfig) -> int:
-    """CPU threads per trial: as given, else a Ray child's CPUs, else cores / workers."""
+    """CPU threads per trial: as given, else a Ray child's CPUs, else the usable cores
+    shared out among the trials that run at once (one, inline)."""
+    from ..devices import default_threads
+
     if config.threads:
         return config.threads
     if config.backend == "ray":
         return max(1, int(config.cpus_per_child or 1))
-    return max(1, _cores() // config.workers)
+    return default_threads(1 if config.inline else config.workers)
 
 
 def _make_strategy(config: SearchConfig, space: Any) -> Any:
