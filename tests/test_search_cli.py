@@ -62,7 +62,12 @@ def test_table_search_writes_its_files(table_out: Path) -> None:
     assert [r[0] for r in stored] == list(range(1, 25))
     best = max((r for r in stored if r[2] == "ok"), key=lambda r: (r[3], -r[0]))  # type: ignore[operator]
     summary = json.loads((table_out / "summary.json").read_text())
-    assert summary["best"] == {"trial": best[0], "reward": best[3], "arch": best[1]}
+    # val_acc and simulated_seconds: the table row's valid12 and time12 (test_search_cli_edges.py)
+    assert summary["best"] == {
+        "trial": best[0], "reward": best[3], "arch": best[1], "build_kwargs": {},
+        "val_acc": summary["best"]["val_acc"],
+        "simulated_seconds": summary["best"]["simulated_seconds"],
+    }  # fmt: skip
     best_text = (table_out / "best.arch").read_text()
     assert best_text.startswith(f"# The best architecture of this search: trial {best[0]}, ")
     assert parse(best_text).family == "cells"

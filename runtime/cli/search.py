@@ -180,10 +180,12 @@ def search_command(
     from ..search.build import build_search
     from ..search.outputs import WEIGHTS_DIR, WeightsKeeper, write_outputs
     from ..search.report import build_report, render, write_report
-    from .progress import SearchProgress
+    from .progress import SearchProgress, live_bar
 
     options = parse_pairs(given.pop("options"), "--option", "lr=0.01", allow_none=True)
     config = SearchConfig.create(**given, options=options)
+    if not live_bar(not no_progress):
+        click.echo(f"nasforge search: preparing {_preparing(config)}", err=True)
     search = build_search(config, out_dir, resume=resume)
     config, store = search.config, search.store
     try:
@@ -191,9 +193,9 @@ def search_command(
         if resume:
             click.echo(f"resuming the search in {out_dir}: {done} trials are stored", err=True)
         keeper = WeightsKeeper(out_dir / WEIGHTS_DIR, store.trials())
-        best = keeper.best.reward if keeper.best is not None else None
         unit = "round" if config.asynchronous else "step"
-        bar = SearchProgress(config.trials, done, best, enabled=not no_progress, unit=unit)
+        bar = SearchProgress(config.trials, done, keeper.best, enabled=not no_progress, unit=unit)
+        bar.say(_ready(search))
         try:
             with bar as progress:
                 result = search.run(hooks=[keeper], on_trial=progress.trial, on_step=progress.step)
@@ -218,6 +220,42 @@ def search_command(
         search.close()
     click.echo(render(report))
     _say_what_was_written(out_dir, outputs, result.seconds)
+
+
+def _preparing(config: SearchConfig) -> str:
+    """What the search is about to load, for the first line."""
+    if config.evaluator == "table":
+        evaluated = f"looked up in {config.table}"
+    else:
+        evaluated = f"trained {config.epochs} epoch(s) on {config.dataset} (loading it now)"
+    return (
+        f"space {config.space}, strategy {config.strategy}, {config.trials} trials, each "
+        f"{evaluated}"
+    )
+
+
+def _ready(search: Any) -> str:
+    """What happens next, once the data is loaded: the workers start, the first step runs."""
+    config = search.config
+    data = search.data()
+    loaded = f"data set loaded: {data.description}; " if data is not None else ""
+    if config.asynchronous:
+        running = (
+            f"{config.replicas} controller replica(s) on Ray start, each training "
+            f"{config.children} children a round"
+        )
+    elif config.backend == "ray":
+        running = f"each step sends {config.batch} architectures to Ray as tasks"
+    elif config.inline:
+        running = f"each step evaluates {config.batch} architectures in this process"
+    else:
+        threads = getattr(search.evaluator, "threads", None)
+        running = (
+            f"starting {config.workers} worker process(es) (each imports torch once); each "
+            f"step evaluates {config.batch} architectures, {config.workers} at a time"
+            + (f", {threads} torch thread(s) each" if threads else "")
+        )
+    return f"{loaded}{running}"
 
 
 def _say_what_was_written(out_dir: Path, outputs: dict[str, str], seconds: float) -> None:

@@ -126,6 +126,7 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
         table=config.table,
         weights_dir=out_dir / WEIGHTS_DIR,
     )
+    check_space_fits(config, space, evaluator)
     import torch
 
     # The controller is tiny (an LSTM of 35 units): more threads only spin against the
@@ -148,6 +149,41 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
             store.close()
         raise
     return Search(config, space, strategy, evaluator, executor, store, connected)
+
+
+def check_space_fits(config: SearchConfig, space: Any, evaluator: Any) -> None:
+    """ConfigError unless the space's architectures can train on the train evaluator's data
+    set (its input shape, class count and family), before any trial: the space's first
+    architecture stands for all of them, and the data set is the one the evaluator loaded."""
+    from .evaluators import TrainEvaluator
+
+    if not isinstance(evaluator, TrainEvaluator):
+        return
+    from ..data import ImageData
+    from ..errors import IncompatibleData
+    from ..train import check_compatible
+
+    depth = space.depth_at(0)
+    ir = space.to_arch([0] * len(space.slots(depth)), depth)
+    data = evaluator.data()
+    try:
+        check_compatible(ir, data)
+    except IncompatibleData as err:
+        head = f"--space {config.space} cannot train on --dataset {config.dataset}"
+        if ir.family == "rnn" or not isinstance(data, ImageData):
+            raise ConfigError(f"{head}: {err}") from None
+        wanted = f"input {_shape(data.input_shape)} and {data.classes} classes"
+        raise ConfigError(
+            f"{head}: the space's architectures take input {_shape(ir.input_shape)} and "
+            f"{ir.classes} classes, {data.name}'s images are {_shape(data.input_shape)} in "
+            f"{data.classes} classes; choose a space with {wanted} (a space file with "
+            f"input = [{', '.join(map(str, data.input_shape))}] and classes = {data.classes}: "
+            "'Search spaces' in grammar/README.md), or a data set that fits the space"
+        ) from None
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(str(n) for n in shape)
 
 
 def check_folder(path: Path, resume: bool) -> None:

@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .report import best_trial
+from .report import best_summary, best_trial
 from .store import TrialRecord, TrialStore
 
 WEIGHTS_DIR = "weights"
@@ -89,7 +89,8 @@ def write_outputs(
     else:
         (out_dir / BEST_ONNX).unlink(missing_ok=True)  # an earlier best's, if any
         outputs[BEST_ONNX] = "not exported (--no-onnx)"
-    _write_summary(out_dir, best, outputs)
+    # build_kwargs: what `nasforge export DIR` builds best_model.py with.
+    _write_summary(out_dir, {**best_summary(best, store.config), "build_kwargs": kwargs}, outputs)
     shutil.rmtree(out_dir / WEIGHTS_DIR, ignore_errors=True)  # the best's are kept
     return outputs
 
@@ -142,10 +143,10 @@ def _export(
     )
 
 
-def _write_summary(out_dir: Path, best: TrialRecord | None, outputs: dict[str, str]) -> None:
+def _write_summary(out_dir: Path, best: dict[str, Any] | None, outputs: dict[str, str]) -> None:
     payload: dict[str, Any] = {"outputs": outputs}
     if best is not None:
-        payload["best"] = {"trial": best.id, "reward": best.reward, "arch": best.arch}
+        payload["best"] = best
     partial = out_dir / f"{SUMMARY_FILE}.part"
     partial.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     partial.replace(out_dir / SUMMARY_FILE)  # never half a summary
