@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from nasforge.controller.space import space_names
 from nasforge.controller.strategy import STRATEGIES
 
 from ..choices import DATASET_NAMES, DEVICE_CHOICES
@@ -29,7 +30,12 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 
 
 @click.command(short_help="Search a space for the best architecture (durable, resumable).")
-@click.option("--space", required=True, help="A search space name (or a .toml file).")
+@click.option(
+    "--space",
+    required=True,
+    help=f"A built-in search space ({', '.join(space_names())}) or the path of a space file "
+    "(.toml; its format: 'Search spaces' in grammar/README.md).",
+)
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), help="The train evaluator's data set.")
 @click.option("--trials", required=True, type=click.IntRange(min=1), help="Proposals in all.")
 @click.option(
