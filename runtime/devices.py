@@ -58,10 +58,11 @@ def default_threads(processes: int = 1) -> int:
     return max(1, usable_cores() // max(1, processes))
 
 
-def set_threads(threads: int | None, processes: int = 1) -> int:
-    """Set torch's intra-op CPU thread count (None: default_threads(processes)); the count."""
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op CPU thread count (None: default_threads() of one process); the
+    count."""
     if threads is None:
-        threads = default_threads(processes)
+        threads = default_threads()
     if threads < 1:
         raise DeviceError(f"--threads must be at least 1, not {threads}")
     torch.set_num_threads(threads)

@@ -131,7 +131,6 @@ class TrainEvaluator(Evaluator):
                 macs=counted.macs,
                 reason=err.reason,
                 epoch=err.epoch,
-                threads=threads,
             )
         metrics: dict[str, Any] = {
             "epochs": result.metrics,
