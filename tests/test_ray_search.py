@@ -34,12 +34,12 @@ from search_doubles import (  # noqa: E402
 TESTS = Path(__file__).resolve().parent
 OPTIONS = {"lr": 0.05}
 
+pytestmark = pytest.mark.ray
+
 
 @pytest.fixture(scope="module")
 def cluster() -> str:
     """A local Ray cluster of 2 CPUs whose workers can import the test doubles; its address."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     ray.init(
         num_cpus=2,
         include_dashboard=False,
@@ -49,7 +49,6 @@ def cluster() -> str:
     )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

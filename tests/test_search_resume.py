@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 from nasforge.runtime.cli import cli
 from search_doubles import write_nb201_table
@@ -65,11 +64,7 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
-def test_sigkill_and_resume_equals_an_uninterrupted_run(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    threads = torch.get_num_threads()  # the search sets its controller's thread count
-    request.addfinalizer(lambda: torch.set_num_threads(threads))
+def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     table = write_nb201_table(tmp_path / "nb201.csv")
     reference = tmp_path / "reference"
     # The reference evaluates in-process; the executor changes where a trial runs, not what
