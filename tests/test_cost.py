@@ -6,6 +6,7 @@ memory, so even large random architectures are counted exactly and quickly.
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -49,6 +50,7 @@ def test_rnn_cost_equals_built(arch, overrides) -> None:
 # Building a module tree of up to 32 cells a stack costs ~0.5 s even on the meta
 # device; the cost of a stack is counted per cell, so n <= 3 exercises the same
 # code paths. A few examples keep the full range.
+@pytest.mark.slow
 @fast(examples=200)
 @given(cells_archs(max_n=3))
 def test_cells_cost_equals_built(arch) -> None:

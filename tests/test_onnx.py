@@ -65,6 +65,10 @@ FULL_SIZE_SECONDS = {
     "nasnet_a_mobile": 50,
     "nasnet_a_large": 140,
 }
+# Over 10 s each on the idle 2-core machine, so marked slow: the reduced NASNet-A Large
+# export and the random NASNet cells.
+SLOW_EXAMPLES = {"nasnet_a_large"}
+SLOW_SKELETONS = {"nasnet"}
 REDUCED_OPTIONS = {"n": 1, "filters": 8, "stem_multiplier": 1}
 REDUCED_IMAGENET_SIDE = 64
 
@@ -109,7 +113,11 @@ def assert_dynamic(report: ExportReport) -> None:
 # --- every example --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_EXAMPLES else p for p in EXAMPLES],
+    ids=lambda p: p.stem,
+)
 def test_example_exports_with_parity(path: Path, tmp_path: Path) -> None:
     arch = _arch(path)
     if path.stem in FULL_SIZE_SECONDS:
@@ -204,7 +212,13 @@ def test_random_cnn_archs_export_with_parity(tmp_path: Path, per_family: int) ->
     assert len(seen) >= per_family
 
 
-@pytest.mark.parametrize("skeleton", sorted(ops.SKELETONS))
+@pytest.mark.parametrize(
+    "skeleton",
+    [
+        pytest.param(s, marks=pytest.mark.slow) if s in SLOW_SKELETONS else s
+        for s in sorted(ops.SKELETONS)
+    ],
+)
 def test_random_cells_archs_export_with_parity(
     skeleton: str, tmp_path: Path, per_family: int
 ) -> None:
@@ -213,6 +227,7 @@ def test_random_cells_archs_export_with_parity(
     assert len(seen) >= count
 
 
+@pytest.mark.slow
 def test_random_rnn_models_export_with_parity(tmp_path: Path, per_family: int) -> None:
     def check(drawn: object, path: Path) -> str:
         arch, overrides = drawn  # type: ignore[misc]

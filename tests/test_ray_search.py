@@ -91,6 +91,7 @@ def test_one_replica_one_child_samples_the_local_backends_strings(cluster, table
     assert [r.staleness for r in remote.rounds()] == [0] * 16  # one replica: never stale
 
 
+@pytest.mark.slow
 def test_a_killed_child_worker_and_a_killed_replica_lose_nothing(cluster, table, tmp_path):
     marks = tmp_path / "evaluations"
     evaluator = KillOnceTableEvaluator(table, marks, kill_at=5, delay=0.25)
@@ -180,6 +181,7 @@ def _count(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_a_sigkilled_driver_resumes_without_losing_or_repeating_a_trial(
     cluster, table, tmp_path
 ):

@@ -180,6 +180,7 @@ def test_a_failed_onnx_export_is_recorded_not_fatal(
     assert (out / "best_model.py").is_file()
 
 
+@pytest.mark.slow
 def test_train_search_on_digits_keeps_the_best_weights_and_exports_them(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = run(

@@ -63,6 +63,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
 def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     table = write_nb201_table(tmp_path / "nb201.csv")
