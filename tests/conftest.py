@@ -21,7 +21,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--full",
         action="store_true",
-        help="also run the tests marked `full`: full-size models, about 10 minutes more",
+        help="also run the tests marked `full` (full-size ONNX exports: about 8 minutes more)",
     )
 
 
