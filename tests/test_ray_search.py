@@ -122,13 +122,13 @@ def test_a_killed_child_worker_and_a_killed_replica_lose_nothing(cluster, table,
         {},
         evaluator,
         store,
-        trials=48,
+        trials=24,
         seed=2,
         settings=settings,
         on_trial=kill_a_replica,
     )
-    _check_complete(store, 48)
-    assert result.trials == 48
+    _check_complete(store, 24)
+    assert result.trials == 24
     # The 5th evaluation's process died and Ray ran that child again: one more evaluation
     # than evaluated trials, and no trial failed.
     records = store.trials()
