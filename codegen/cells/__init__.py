@@ -33,10 +33,12 @@ rules apply (each is also stated in the generated file where it shows):
    that a reduction cell's inputs S0/S1 in its output are halved by a
    factorized reduction (DARTS itself would fail there).
 4. Ops that slim's released code does not implement (plain, paired and dilated
-   convolutions, zero) use the DARTS definitions in every skeleton; pooling
-   windows of any size pad by ``kernel // 2``; TensorFlow's SAME padding pads
-   one pixel more after than before when striding, PyTorch pads evenly: same
-   output sizes, parameters and multiply-adds, a one-pixel shift.
+   convolutions, zero) use the DARTS definitions in every skeleton, padded evenly;
+   pooling windows of any size pad by ``kernel // 2`` at stride 1. NASNet's own
+   strided ops (separable convs, pools) pad as TensorFlow's SAME, computed from
+   the input's size (one pixel more after than before where the total is odd; an
+   average counts only input pixels), as slim does; DARTS and NAS-Bench-201 pad
+   evenly, as their references do.
 5. Sizes: a cell is at least 2 channels wide (a factorized reduction splits its
    output in two); DARTS' ImageNet stem halves ``filters`` to at least 1;
    NASNet's ImageNet stem conv pads an axis shorter than 3 by one; the
@@ -52,6 +54,11 @@ rules apply (each is also stated in the generated file where it shows):
 7. Network outputs: the logits; with ``aux_head=True`` in training mode, the
    pair ``(logits, aux_logits)`` (NAS-Bench-201's TinyNetwork returns
    ``(features, logits)``; this file returns the logits only).
+8. Batch norm: NASNet with the ImageNet stem (slim's mobile and large configs)
+   sets epsilon 1e-3 on every batch norm, as slim and timm do; the CIFAR stem and
+   the other skeletons keep PyTorch's 1e-5 (slim's cifar_config, DARTS,
+   NAS-Bench-201). Momentum stays PyTorch's 0.1 everywhere: it only steers
+   training (slim's ImageNet decay 0.9997 would be 3e-4).
 
 The package, one job a module: ``plan_types`` (the plan dataclasses), ``modules``
 (the registry: what each op becomes, which op classes it needs, what it costs),

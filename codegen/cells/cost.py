@@ -107,11 +107,11 @@ def _cell_cost(plan: CellsPlan, step: StepPlan, cls: CellClassPlan) -> Counter:
         for e in node.edges:
             in_hw: HW = hw if e.source_index < first else out_hw
             edge_hw = (same_out(in_hw[0], e.stride), same_out(in_hw[1], e.stride))
-            site = Site(value(e.c_in), c, e.kernel, e.stride, in_hw, edge_hw, skeleton)
+            site = Site(value(e.c_in), c, e.kernel, e.stride, in_hw, edge_hw)
             MODULES[e.module].cost(count, site)
     for o in cls.outputs:
         if o.name is not None:
             in_hw = hw if o.source_index < first else out_hw
-            site = Site(value(o.c_in), value(o.c_out), 1, o.stride, in_hw, out_hw, skeleton)
+            site = Site(value(o.c_in), value(o.c_out), 1, o.stride, in_hw, out_hw)
             MODULES[o.module].cost(count, site)
     return count

@@ -25,6 +25,10 @@ HELPERS = (
     "ReLUConvBN",
     "ConvBN",
     "FactorizedReduce",
+    "same_padding",
+    "SameConv2d",
+    "SameAvgPool2d",
+    "SameMaxPool2d",
     "SepConv",
     "DilConv",
     "ConvPair",
@@ -47,7 +51,6 @@ class Site:
     stride: int
     in_hw: HW
     out_hw: HW
-    skeleton: str
 
 
 @dataclass(frozen=True)
@@ -72,15 +75,19 @@ def _conv_pair(count: Counter, s: Site) -> None:
     count.bn(s.c_out)
 
 
-def _sep(count: Counter, s: Site) -> None:
+def _sep(count: Counter, s: Site, mid: int | None = None) -> None:
     k, c_in, c = s.kernel, s.c_in, s.c_out
-    mid = c if s.skeleton == "nasnet" else c_in  # slim's first pointwise conv widens to c
+    mid = c_in if mid is None else mid
     count.conv(c_in, c_in, (k, k), s.out_hw, groups=c_in)
     count.conv(c_in, mid, (1, 1), s.out_hw)
     count.bn(mid)
     count.conv(mid, mid, (k, k), s.out_hw, groups=mid)
     count.conv(mid, c, (1, 1), s.out_hw)
     count.bn(c)
+
+
+def _slim_sep(count: Counter, s: Site) -> None:
+    _sep(count, s, mid=s.c_out)  # slim's first pointwise conv widens to c
 
 
 def _dil(count: Counter, s: Site) -> None:
@@ -121,13 +128,22 @@ MODULES: dict[str, Module] = {
         Module("conv", ("ReLUConvBN",), _conv),
         Module("conv_pair", ("ConvPair",), _conv_pair),
         Module("sep", ("SepConv",), _sep),
+        Module("slim_sep", ("SepConv", "same_padding", "SameConv2d"), _slim_sep),
         Module("dil", ("DilConv",), _dil),
         Module("avgpool", (), _free),
         Module("maxpool", (), _free),
         Module("avgpool_projected", ("ReLUConvBN",), _projected),
         Module("maxpool_projected", ("ReLUConvBN",), _projected),
-        Module("slim_avgpool", ("AvgPool", "ConvBN"), _convbn_if_differs),
-        Module("slim_maxpool", ("MaxPool", "ConvBN"), _convbn_if_differs),
+        Module(
+            "slim_avgpool",
+            ("AvgPool", "ConvBN", "same_padding", "SameAvgPool2d"),
+            _convbn_if_differs,
+        ),
+        Module(
+            "slim_maxpool",
+            ("MaxPool", "ConvBN", "same_padding", "SameMaxPool2d"),
+            _convbn_if_differs,
+        ),
         Module("factorized", ("FactorizedReduce",), _factorized),
         Module("factorized_norelu", ("FactorizedReduce",), _factorized),
         Module("convbn", ("ConvBN",), _convbn),
@@ -145,9 +161,9 @@ def edge_module(skeleton: str, op: ops.CellOp, stride: int, width_differs: bool)
         if stride > 1:
             return "factorized"
         return "convbn" if width_differs else "identity"
+    if skeleton == "nasnet" and kind in ("sep", "avgpool", "maxpool"):
+        return f"slim_{kind}"  # slim's own ops: its widths, TensorFlow's SAME padding
     if kind in ("avgpool", "maxpool"):
-        if skeleton == "nasnet":
-            return f"slim_{kind}"
         return f"{kind}_projected" if width_differs else kind
     return kind  # zero | conv | conv_pair | sep | dil
 

@@ -86,8 +86,9 @@ def stack_nasnet(
         outputs.append((step.name, step.out_shape))
         if cell_num == aux_cell:
             aux = aux_head(step.name, step.out_shape, 3, True, True)
-    dropout = 0.5 if stem == "imagenet" else 0.0  # slim: dense_dropout_keep_prob 0.5 / 1.0
-    return Stack(steps, aux, dropout)
+    if stem == "imagenet":  # slim's ImageNet configs: dense_dropout_keep_prob 0.5, epsilon 1e-3
+        return Stack(steps, aux, dropout=0.5, bn_eps=1e-3)
+    return Stack(steps, aux)  # slim's cifar_config: keep_prob 1.0, epsilon 1e-5
 
 
 NASNET = SkeletonCode(

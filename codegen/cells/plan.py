@@ -59,4 +59,5 @@ def plan_cells(arch: CellsArch) -> CellsPlan:
         head_channels=last.out_shape[0],
         dropout=stack.dropout,
         drop_path=code.drop_path,
+        bn_eps=stack.bn_eps,
     )

@@ -117,6 +117,7 @@ class CellsPlan:
     head_channels: int
     dropout: float  # default of the head's dropout (nasnet)
     drop_path: bool  # the skeleton takes a drop_path override
+    bn_eps: float | None  # every batch norm's epsilon; None: PyTorch's default, 1e-5
 
     @property
     def uses_functional(self) -> bool:
@@ -125,11 +126,13 @@ class CellsPlan:
 
 @dataclass(frozen=True)
 class Stack:
-    """A skeleton's network body: its steps, where an auxiliary head reads, the head's dropout."""
+    """A skeleton's network body: its steps, where an auxiliary head reads, the head's
+    dropout, the batch norms' epsilon."""
 
     steps: list[StepPlan]
     aux: AuxPlan | None = None
     dropout: float = 0.0
+    bn_eps: float | None = None
 
 
 @dataclass(frozen=True)
