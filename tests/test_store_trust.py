@@ -324,6 +324,30 @@ def test_a_full_disk_is_a_clear_error_and_the_search_resumes(
     assert trial_count(out) == 200
 
 
+def test_a_full_disk_while_writing_the_files_keeps_the_search_resumable(
+    table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import nasforge.runtime.search.report as report_module
+
+    real = report_module.write_report
+
+    def no_space(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(report_module, "write_report", no_space)
+    out = tmp_path / "run"
+    result = table_search(table, out)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "No space left on device" in result.stderr
+    assert "its 12 trials are stored" in result.stderr and "--resume" in result.stderr
+    monkeypatch.setattr(report_module, "write_report", real)
+    assert table_search(table, out, "--resume").exit_code == 0
+    assert (out / "report.md").is_file() and trial_count(out) == 12
+
+
 @contextlib.contextmanager
 def read_only(folder: Path) -> Iterator[None]:
     """Make `folder` read-only as a CD would be: a read-only bind mount (as root, which

@@ -156,6 +156,7 @@ def _export(
         torch.manual_seed(0)
         model = module.build_model(**build_kwargs)
         if weights is not None:
+            # The folder may come from elsewhere: the weights-only loader runs no code.
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         report = export_model(model, ir, path)
     except Exception as err:  # any failure of the export: say so, keep the search's results

@@ -445,6 +445,7 @@ class TrialStore:
         if self.read_only:
             return
         with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA busy_timeout = 2000")  # a busy reader: give up soon
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def close(self) -> None:
