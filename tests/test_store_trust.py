@@ -174,9 +174,12 @@ def test_a_resumed_search_removes_only_its_own_files(search_copy: Path, table: P
     for name, content in foreign.items():
         (search_copy / name).parent.mkdir(parents=True, exist_ok=True)
         (search_copy / name).write_bytes(content)
+    killed_child = search_copy / "weights" / ".0123456789abcdef0123.pt.42.part"
+    killed_child.write_bytes(b"a child killed while saving its weights")
     result = table_search(table, search_copy, "--trials", "16", "--resume")
     assert result.exit_code == 0, result.output
     assert unchanged(search_copy, foreign)
+    assert not killed_child.exists()  # the evaluator's own file: the search's to remove
     assert trial_count(search_copy) == 16
 
 
@@ -394,6 +397,30 @@ def test_a_read_only_store_is_reported_and_not_resumed(search_copy: Path, table:
         with TrialStore.open_readonly(search_copy / "search.db") as store:
             assert store.count() == 12
     assert {p.name: p.read_bytes() for p in search_copy.iterdir() if p.is_file()} == before
+
+
+def test_a_killed_search_on_read_only_media_is_read_with_its_wal(tmp_path: Path) -> None:
+    from nasforge.runtime.search.store import TrialRecord
+
+    live = tmp_path / "live"
+    store = TrialStore.create(live / "search.db", {"note": "killed"})
+    for n in (1, 2, 3):
+        store.add_trial(TrialRecord(id=n, step=0, slot=n - 1, arch=f"a{n}", status="ok", reward=0.5))
+    copies = {}
+    for name, files in (("whole", ("", "-wal", "-shm")), ("no-shm", ("", "-wal"))):
+        copies[name] = tmp_path / name
+        copies[name].mkdir()
+        for suffix in files:  # copied as a killed search leaves them: the WAL not checkpointed
+            shutil.copyfile(live / f"search.db{suffix}", copies[name] / f"search.db{suffix}")
+    store.close()
+    assert (copies["whole"] / "search.db-wal").stat().st_size > 0
+    with (
+        read_only(copies["whole"]),
+        TrialStore.open_readonly(copies["whole"] / "search.db") as readonly,
+    ):
+        assert readonly.count() == 3
+    with read_only(copies["no-shm"]), pytest.raises(StoreError, match=r"search\.db-wal holds"):
+        TrialStore.open_readonly(copies["no-shm"] / "search.db")
 
 
 # --- 8. one search at a time in a folder --------------------------------------------------

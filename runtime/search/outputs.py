@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import traceback
 from pathlib import Path
@@ -111,13 +112,21 @@ def _remove_own(out_dir: Path, name: str, store: TrialStore) -> None:
         (out_dir / name).unlink(missing_ok=True)
 
 
+# A child's weights file, and the partial file it renames (evaluators.py): a trial that
+# was killed before it was stored leaves one, which no trial names.
+_CHILD_WEIGHTS = re.compile(r"\.?[0-9a-f]{20}\.pt(\.[0-9]+\.part)?")
+
+
 def _remove_children_weights(folder: Path, trials: list[TrialRecord]) -> None:
-    """Remove the weights the search's children saved (named by their trials), then the
-    folder if that left it empty: anything else in it is not the search's."""
-    for trial in trials:
-        name = trial.metrics.get("weights")
-        if name and Path(str(name)).name == str(name):
-            (folder / str(name)).unlink(missing_ok=True)
+    """Remove the weights the search's children saved (named by their trials, or by the
+    evaluator's own pattern), then the folder if that left it empty: anything else in it
+    is not the search's."""
+    names = {str(t.metrics.get("weights")) for t in trials if t.metrics.get("weights")}
+    if folder.is_dir():
+        names |= {p.name for p in folder.iterdir() if _CHILD_WEIGHTS.fullmatch(p.name)}
+    for name in names:
+        if Path(name).name == name:
+            (folder / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         folder.rmdir()
 
