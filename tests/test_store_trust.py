@@ -128,6 +128,31 @@ def test_checkpoints_are_not_pickles(search_copy: Path) -> None:
         dump_state({"bad": Payload(Path("never"))})
 
 
+def state_bytes(header: object, data: bytes = b"") -> bytes:
+    import json
+
+    text = json.dumps(header).encode()
+    return b"nasforge-state 1\n" + len(text).to_bytes(8, "little") + text + data
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"nasforge-state 1\n\xff",  # cut short
+        state_bytes({"t": "dict", "v": [["w", {"t": "tensor", "dtype": "float32", "shape": [10**9], "at": 0, "n": 4}]]}),
+        state_bytes({"t": "tensor", "dtype": "object", "shape": [1], "at": 0, "n": 8}, b"\0" * 8),
+        state_bytes({"t": "tensor", "dtype": "float32", "shape": [2], "at": -8, "n": 8}, b"\0" * 8),
+        state_bytes({"t": "module", "v": ["os", "system"]}),
+        state_bytes({"t": "list", "v": [1, 2]}),  # data, but not a state
+        state_bytes({"t": "dict", "v": [[{"t": "list"}, 1]]}),
+        state_bytes([{"t": "list", "v": []}] * 2),
+    ],
+)
+def test_a_malformed_state_is_refused(blob: bytes) -> None:
+    with pytest.raises(StoreError, match="refused, nothing in it was loaded"):
+        load_state(blob)
+
+
 # --- 4. a search never overwrites or removes what it did not write ------------------------
 
 
