@@ -23,7 +23,7 @@ from nasforge.grammar.errors import NasforgeError
 
 from ..choices import DATASET_NAMES, DEVICE_CHOICES
 from . import Failure
-from .input import parse_pairs, read_arch
+from .input import FiniteFloat, parse_pairs, read_arch
 
 METRICS_VERSION = 1
 
@@ -87,7 +87,9 @@ def _write_json(path: Path, payload: dict[str, object]) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds torch, numpy, random.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: 64 images / 20 sequences.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override the recipe's lr.")
+@click.option(
+    "--lr", type=FiniteFloat(min=0, min_open=True), help="Override the recipe's lr (finite, > 0)."
+)
 @click.option("--workers", default=0, type=click.IntRange(min=0), help="DataLoader workers.")
 @click.option(
     "--model-arg",
