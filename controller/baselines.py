@@ -13,13 +13,25 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from .strategy import Proposal, Strategy
+from .strategy import Proposal, Strategy, check_option
+
+MAX_POPULATION = (
+    1_000_000  # population and tournament size: each member is kept in memory
+)
+MAX_DEPTH = 1_000_000  # the space checks the depth it can sample; this bounds the type
+
+
+def _check_depth(depth: int | None) -> None:
+    if depth is not None:
+        check_option("depth", depth, 1, MAX_DEPTH, integer=True)
 
 
 def _choice_counts(space: Any, depth: int | None) -> tuple[int, ...]:
     counts = tuple(len(slot.choices) for slot in space.slots(depth=depth))
     if not counts or min(counts) < 1:
-        raise ValueError("a search space needs at least one slot, each with at least one choice")
+        raise ValueError(
+            "a search space needs at least one slot, each with at least one choice"
+        )
     return counts
 
 
@@ -34,6 +46,7 @@ class RandomSearch(Strategy):
     name = "random"
 
     def __init__(self, space: Any, *, seed: int = 0, depth: int | None = None) -> None:
+        _check_depth(depth)
         self.space = space
         self.depth = depth
         self.counts = _choice_counts(space, depth)
@@ -48,7 +61,9 @@ class RandomSearch(Strategy):
         self.asked += n
         return proposals
 
-    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
+    def tell(
+        self, proposals: Sequence[Proposal], rewards: Sequence[float]
+    ) -> dict[str, float]:
         _check_told(proposals, rewards)
         return {"asked": float(self.asked)}
 
@@ -83,10 +98,9 @@ class RegularizedEvolution(Strategy):
         sample: int = 3,
         depth: int | None = None,
     ) -> None:
-        if population < 1 or sample < 1:
-            raise ValueError(
-                f"population and sample must be at least 1, not {population} and {sample}"
-            )
+        check_option("population", population, 1, MAX_POPULATION, integer=True)
+        check_option("sample", sample, 1, MAX_POPULATION, integer=True)
+        _check_depth(depth)
         self.space = space
         self.depth = depth
         self.population_size = population
@@ -128,7 +142,9 @@ class RegularizedEvolution(Strategy):
         choice = other if other < decisions[slot] else other + 1  # skip the current one
         return (*decisions[:slot], choice, *decisions[slot + 1 :])
 
-    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
+    def tell(
+        self, proposals: Sequence[Proposal], rewards: Sequence[float]
+    ) -> dict[str, float]:
         _check_told(proposals, rewards)
         for proposal, reward in zip(proposals, rewards, strict=True):
             self.population.append((tuple(proposal.decisions), float(reward)))
@@ -145,7 +161,9 @@ class RegularizedEvolution(Strategy):
         return {
             "rng": self.rng.getstate(),
             "asked": self.asked,
-            "population": [(list(decisions), reward) for decisions, reward in self.population],
+            "population": [
+                (list(decisions), reward) for decisions, reward in self.population
+            ],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

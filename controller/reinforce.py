@@ -18,16 +18,17 @@ the exact sequence of proposals.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from .policy import LSTMPolicy, Rollout
 from .space import Space
-from .strategy import Proposal, Strategy
+from .strategy import Proposal, Strategy, StrategyDiverged, check_option
 from .surrogate import KernelRidge
 
 
@@ -35,8 +36,32 @@ from .surrogate import KernelRidge
 class ReinforceOptions:
     """Reinforce's options and their defaults (what each does: Reinforce's docstring).
 
-    An unknown name is a TypeError; screen, screen_warmup or screen_memory out of
-    range a ValueError (screen_ridge is checked by KernelRidge, depth by the space)."""
+    An unknown name is a TypeError; a value outside RANGES (inclusive; the options
+    whose default is None may also be None) a ValueError, so a controller never starts
+    with settings that make it diverge or exhaust memory (whether depth and the
+    schedule's fields fit the space is the space's check)."""
+
+    # name -> (least, most, integer)
+    RANGES: ClassVar[dict[str, tuple[float, float, bool]]] = {
+        "lr": (0.0, 1.0, False),  # 0 freezes the policy
+        "hidden": (1, 4096, True),
+        "layers": (1, 16, True),
+        "init_range": (0.0, 1.0, False),
+        "entropy_weight": (0.0, 10.0, False),
+        "baseline_decay": (0.0, 1.0, False),
+        "screen": (0, 10_000, True),  # each ask samples screen * n candidates
+        "screen_warmup": (1, 1_000_000, True),
+        "screen_ridge": (0.0, 1e9, False),  # KernelRidge refuses 0
+        "screen_memory": (1, 10_000, True),  # the reward model solves a memory^2 system
+        "temperature": (0.01, 100.0, False),
+        "tanh_constant": (0.01, 100.0, False),
+        "grad_clip": (1e-9, 1e9, False),
+        "depth": (1, 1_000_000, True),
+        "depth_start": (1, 1_000_000, True),
+        "depth_step": (0, 1_000_000, True),
+        "depth_every": (1, 10**12, True),
+        "max_depth": (1, 1_000_000, True),
+    }
 
     lr: float = 6e-4
     hidden: int = 35
@@ -58,9 +83,13 @@ class ReinforceOptions:
     max_depth: int | None = None
 
     def __post_init__(self) -> None:
-        for name, least in (("screen", 0), ("screen_warmup", 1), ("screen_memory", 1)):
-            if getattr(self, name) < least:
-                raise ValueError(f"{name} must be >= {least}")
+        for name, (least, most, integer) in self.RANGES.items():
+            value = getattr(self, name)
+            if (
+                value is not None
+                or ReinforceOptions.__dataclass_fields__[name].default is not None
+            ):
+                check_option(name, value, least, most, integer=integer)
 
     def scheduled(self, space: Space) -> Space:
         """`space`, with the depth schedule's fields these options override."""
@@ -117,7 +146,9 @@ class Reinforce(Strategy):
     def __init__(self, space: Space, *, seed: int = 0, **options: Any) -> None:
         self.options = opts = ReinforceOptions(**options)
         self.space = opts.scheduled(space)
-        self.fixed_depth = None if opts.depth is None else self.space.check_depth(opts.depth)
+        self.fixed_depth = (
+            None if opts.depth is None else self.space.check_depth(opts.depth)
+        )
         # The weights are drawn from a generator of their own, so building a
         # controller neither reads nor disturbs torch's global RNG.
         with torch.random.fork_rng(devices=[]):
@@ -131,7 +162,9 @@ class Reinforce(Strategy):
                 tanh_constant=opts.tanh_constant,
             )
         # foreach: one fused update (per-tensor Python overhead is most of a tiny one's cost)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=opts.lr, foreach=True)
+        self.optimizer = torch.optim.Adam(
+            self.policy.parameters(), lr=opts.lr, foreach=True
+        )
         self.generator = torch.Generator().manual_seed(seed)
         self.surrogate = KernelRidge(opts.screen_ridge)
         # screen's memory: (decisions, depth) -> the first reward told for that architecture
@@ -139,7 +172,15 @@ class Reinforce(Strategy):
         self.baseline: float | None = None
         self.samples = 0  # proposals handed out: the depth schedule's clock
         self.updates = 0
-        self.last_log_probs: Tensor | None = None  # of the latest ask, for checks and logs
+        self.last_log_probs: Tensor | None = (
+            None  # of the latest ask, for checks and logs
+        )
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The constructor's own options, then ReinforceOptions' fields."""
+        own = super().option_names()
+        return tuple(dict.fromkeys((*own, *(f.name for f in fields(ReinforceOptions)))))
 
     # --- asking -----------------------------------------------------------------------
 
@@ -151,7 +192,9 @@ class Reinforce(Strategy):
 
     def sample(self, n: int, depth: int | None = None) -> Rollout:
         """Draw n decision sequences at `depth` (default: the schedule's) without counting them."""
-        return self.policy.sample(n, depth if depth is not None else self.depth(), self.generator)
+        return self.policy.sample(
+            n, depth if depth is not None else self.depth(), self.generator
+        )
 
     def ask(self, n: int, *, depth: int | None = None) -> list[Proposal]:
         """The next n proposals, at the schedule's depth unless `depth` says otherwise."""
@@ -163,7 +206,9 @@ class Reinforce(Strategy):
         self.samples += n
         self.last_log_probs = rollout.log_prob
         rows = rollout.decisions.tolist()
-        return [Proposal(self.space.to_text(row, depth), tuple(row), depth) for row in rows]
+        return [
+            Proposal(self.space.to_text(row, depth), tuple(row), depth) for row in rows
+        ]
 
     def _screened(self, candidates: Rollout, n: int, depth: int | None) -> Rollout:
         """screen: the n candidates to pay for, best predicted first among the new ones."""
@@ -173,7 +218,9 @@ class Reinforce(Strategy):
             chosen = list(range(n))
         else:
             rows = candidates.decisions.tolist()
-            fresh: dict[tuple[int, ...], int] = {}  # first index of each new distinct row
+            fresh: dict[tuple[int, ...], int] = (
+                {}
+            )  # first index of each new distinct row
             for i, row in enumerate(rows):
                 key = tuple(row)
                 if key not in fresh and (key, depth) not in self.told:
@@ -189,18 +236,24 @@ class Reinforce(Strategy):
             chosen += [i for i in range(len(rows)) if i not in taken][: n - len(chosen)]
         index = torch.tensor(chosen)
         return Rollout(
-            candidates.decisions[index], candidates.log_prob[index], candidates.entropy[index]
+            candidates.decisions[index],
+            candidates.log_prob[index],
+            candidates.entropy[index],
         )
 
     def log_prob(self, decisions: Sequence[int], depth: int | None = None) -> float:
         """The policy's log-probability of one decision sequence (e.g. from decisions_of)."""
         return float(self.log_probs([decisions], depth)[0])
 
-    def log_probs(self, decisions: Sequence[Sequence[int]], depth: int | None = None) -> Tensor:
+    def log_probs(
+        self, decisions: Sequence[Sequence[int]], depth: int | None = None
+    ) -> Tensor:
         """Log-probabilities of several decision sequences of the same depth."""
         depth = self.space.check_depth(depth)
         width = len(self.space.slots(depth))
-        table = torch.tensor([list(d) for d in decisions], dtype=torch.long).reshape(-1, width)
+        table = torch.tensor([list(d) for d in decisions], dtype=torch.long).reshape(
+            -1, width
+        )
         with torch.no_grad():
             return self.policy.score(table, depth).log_prob
 
@@ -214,7 +267,9 @@ class Reinforce(Strategy):
         for i, proposal in enumerate(proposals):
             by_depth.setdefault(proposal.depth, []).append(i)
         for depth, rows in by_depth.items():
-            table = torch.tensor([proposals[i].decisions for i in rows], dtype=torch.long)
+            table = torch.tensor(
+                [proposals[i].decisions for i in rows], dtype=torch.long
+            )
             rollout = self.policy.score(table, depth)
             index = torch.tensor(rows)
             log_prob = log_prob.index_put((index,), rollout.log_prob)
@@ -238,13 +293,20 @@ class Reinforce(Strategy):
         self.baseline = self.next_baseline(self.baseline, rewards)
         return advantages
 
-    def loss(self, proposals: Sequence[Proposal], advantages: Tensor) -> tuple[Tensor, Tensor]:
+    def loss(
+        self, proposals: Sequence[Proposal], advantages: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """The REINFORCE loss of a batch (with gradient) and the batch's mean entropy."""
         log_prob, entropy = self._score(proposals)
-        loss = -(advantages * log_prob).mean() - self.options.entropy_weight * entropy.mean()
+        loss = (
+            -(advantages * log_prob).mean()
+            - self.options.entropy_weight * entropy.mean()
+        )
         return loss, entropy.detach().mean()
 
-    def _remember(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> None:
+    def _remember(
+        self, proposals: Sequence[Proposal], rewards: Sequence[float]
+    ) -> None:
         """With screen, note the architectures told and their first rewards."""
         if not self.options.screen:
             return
@@ -260,23 +322,49 @@ class Reinforce(Strategy):
         Split from the optimizer step so a distributed replica can push the gradient
         to parameter servers instead (runtime/search/ray_search.py)."""
         self.optimizer.zero_grad()
+        self._check_finite("loss", float(loss.detach()))
         loss.backward()
         clip = self.options.grad_clip or float("inf")
-        return float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip))
+        norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip))
+        self._check_finite("gradient norm", norm)
+        return norm
 
     def _step(self, loss: Tensor) -> float:
         norm = self.backward(loss)
         self.optimizer.step()
         return norm
 
-    def _rewards(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> Tensor:
+    def _check_finite(self, what: str, value: float) -> None:
+        """StrategyDiverged (before any update) when `value` is nan or infinite.
+
+        Checking the loss and the gradient before each step keeps the parameters finite:
+        Adam's step is bounded by lr (at most 1) whatever the finite gradient."""
+        if not math.isfinite(value):
+            self.optimizer.zero_grad()
+            raise StrategyDiverged(
+                f"the controller's {what} is {value:g} at update {self.updates + 1}"
+                f"{self._settings()}"
+            )
+
+    def _settings(self) -> str:
+        opts = self.options
+        return (
+            f" (lr {opts.lr:g}, entropy_weight {opts.entropy_weight:g}); the rewards told "
+            "or these options drive it out of range"
+        )
+
+    def _rewards(
+        self, proposals: Sequence[Proposal], rewards: Sequence[float]
+    ) -> Tensor:
         if len(proposals) != len(rewards):
             raise ValueError(f"{len(proposals)} proposals but {len(rewards)} rewards")
         if not proposals:
             raise ValueError("tell needs at least one proposal")
         return torch.tensor([float(r) for r in rewards])
 
-    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
+    def tell(
+        self, proposals: Sequence[Proposal], rewards: Sequence[float]
+    ) -> dict[str, float]:
         reward = self._rewards(proposals, rewards)
         self._remember(proposals, rewards)
         advantages = self._advantages(reward)
@@ -298,7 +386,10 @@ class Reinforce(Strategy):
             "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "baseline": self.baseline,
-            "told": [(list(decisions), depth, r) for (decisions, depth), r in self.told.items()],
+            "told": [
+                (list(decisions), depth, r)
+                for (decisions, depth), r in self.told.items()
+            ],
             "samples": self.samples,
             "updates": self.updates,
             "generator": self.generator.get_state(),
@@ -311,7 +402,10 @@ class Reinforce(Strategy):
         baseline = state["baseline"]
         self.baseline = None if baseline is None else float(baseline)
         self.told = {
-            (tuple(int(d) for d in decisions), None if depth is None else int(depth)): float(r)
+            (
+                tuple(int(d) for d in decisions),
+                None if depth is None else int(depth),
+            ): float(r)
             for decisions, depth, r in state.get("told", [])
         }
         self.samples = int(state["samples"])
@@ -323,8 +417,8 @@ class PPO(Reinforce):
     """The controller trained with PPO's clipped objective (NASNet's choice).
 
     Options: those of Reinforce, plus
-    - clip (0.2): the ratio p_new / p_old is clipped to [1 - clip, 1 + clip].
-    - epochs (4): passes over each told batch.
+    - clip (0.2, in [1e-6, 1]): the ratio p_new / p_old is clipped to [1 - clip, 1 + clip].
+    - epochs (4, 1 to 1000): passes over each told batch.
 
     p_old is the policy as it stands when `tell` is called, i.e. the one that
     sampled the batch when the loop tells each batch before asking the next.
@@ -333,15 +427,23 @@ class PPO(Reinforce):
     name = "ppo"
 
     def __init__(
-        self, space: Space, *, seed: int = 0, clip: float = 0.2, epochs: int = 4, **options: Any
+        self,
+        space: Space,
+        *,
+        seed: int = 0,
+        clip: float = 0.2,
+        epochs: int = 4,
+        **options: Any,
     ) -> None:
+        check_option("clip", clip, 1e-6, 1.0)
+        check_option("epochs", epochs, 1, 1000, integer=True)
         super().__init__(space, seed=seed, **options)
-        if clip <= 0 or epochs < 1:
-            raise ValueError("PPO needs clip > 0 and epochs >= 1")
         self.clip = clip
         self.epochs = epochs
 
-    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
+    def tell(
+        self, proposals: Sequence[Proposal], rewards: Sequence[float]
+    ) -> dict[str, float]:
         reward = self._rewards(proposals, rewards)
         self._remember(proposals, rewards)
         advantages = self._advantages(reward)
@@ -362,7 +464,9 @@ class PPO(Reinforce):
                 "grad_norm": norm,
             }
         self.updates += 1
-        stats.update(baseline=float(self.baseline or 0.0), reward_mean=float(reward.mean()))
+        stats.update(
+            baseline=float(self.baseline or 0.0), reward_mean=float(reward.mean())
+        )
         return stats
 
 
@@ -385,7 +489,11 @@ class ReinforceScreen(Reinforce):
 
     name = "reinforce-screen"
 
-    def __init__(self, space: Space, *, seed: int = 0, screen: int = 100, **options: Any) -> None:
+    def __init__(
+        self, space: Space, *, seed: int = 0, screen: int = 100, **options: Any
+    ) -> None:
         if screen < 1:
-            raise ValueError("reinforce-screen needs screen >= 1 (screen 0 is plain reinforce)")
+            raise ValueError(
+                "reinforce-screen needs screen >= 1 (screen 0 is plain reinforce)"
+            )
         super().__init__(space, seed=seed, screen=screen, **options)

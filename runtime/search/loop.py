@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nasforge.controller.strategy import Proposal, Strategy
+from nasforge.controller.strategy import Proposal, Strategy, StrategyDiverged
 from nasforge.grammar.errors import NasforgeError
 
 from .executors import Executor, Job, JobResult
@@ -81,7 +81,9 @@ def run_search(
     if checkpoint is None:
         step, first = 0, 1
         stored: dict[int, TrialRecord] = {}
-        store.save_checkpoint(0, min(batch, trials), 1, dump_state(strategy.state_dict()))
+        store.save_checkpoint(
+            0, min(batch, trials), 1, dump_state(strategy.state_dict())
+        )
     else:
         strategy.load_state_dict(load_state(checkpoint.state))
         step, first = checkpoint.step, checkpoint.first_trial
@@ -98,12 +100,20 @@ def run_search(
             store.resize_step(step, size)  # a resumed search asked for more trials
         proposals = strategy.ask(size)
         if len(proposals) != size:
-            raise SearchError(f"strategy {strategy.name} returned {len(proposals)} of {size}")
+            raise SearchError(
+                f"strategy {strategy.name} returned {len(proposals)} of {size}"
+            )
         rewards, new = _run_step(
             step, first, proposals, stored, known, executor, store, seed, on_trial
         )
         evaluated += new
-        stats = strategy.tell(proposals, rewards)
+        try:
+            stats = strategy.tell(proposals, rewards)
+        except StrategyDiverged as err:
+            raise StrategyDiverged(
+                f"{err}. The search stops: {store.path} holds every trial so far and the "
+                f"checkpoint before this update (step {step}); `nasforge report` reads it"
+            ) from None
         if on_step is not None:
             on_step(step, stats)
         step, first = step + 1, first + size
@@ -185,7 +195,9 @@ def _run_step(
             continue
         original = known.get(proposal.arch)
         if original is not None:
-            rewards[slot] = _store_repeat(store, step, slot, trial_id, proposal, original, on_trial)
+            rewards[slot] = _store_repeat(
+                store, step, slot, trial_id, proposal, original, on_trial
+            )
         elif proposal.arch in waiting:
             waiting[proposal.arch].append(slot)
         else:
