@@ -69,9 +69,7 @@ class CnnSpace(Space):
         every = depth.optional_integer("every")
         layer = table.table("layer")
         kernel, stride = limits.MAX_KERNEL, limits.MAX_STRIDE
-        pools = {
-            name: kind for name, kind in ops.LAYER_KINDS.items() if not kind.has_filters
-        }
+        pools = {name: kind for name, kind in ops.LAYER_KINDS.items() if not kind.has_filters}
         pooling = layer.names("pooling", pools, [], empty=True)
         return cls(
             name,
@@ -91,13 +89,7 @@ class CnnSpace(Space):
 
     def _layer_slots(self, index: int) -> list[Slot]:
         slots = [
-            Slot(
-                f"L{index}.anchor.L{j}",
-                "anchor",
-                ANCHOR_CHOICES,
-                source=j,
-                target=index,
-            )
+            Slot(f"L{index}.anchor.L{j}", "anchor", ANCHOR_CHOICES, source=j, target=index)
             for j in range(1, index)
         ]
         slots.extend(
@@ -109,9 +101,7 @@ class CnnSpace(Space):
 
     def _build_slots(self, depth: int | None) -> list[Slot]:
         assert depth is not None
-        return [
-            slot for index in range(1, depth + 1) for slot in self._layer_slots(index)
-        ]
+        return [slot for index in range(1, depth + 1) for slot in self._layer_slots(index)]
 
     def layer_starts(self, depth: int | None = None) -> tuple[int, ...]:
         depth = self.check_depth(depth)
@@ -130,9 +120,7 @@ class CnnSpace(Space):
         assert count is not None
         values = [int(v) for v in decisions]
         searched = [f for f in FIELDS if len(self.choices[f]) > 1]
-        position = (
-            0  # walks the sequence in slot order: anchors, then the searched fields
-        )
+        position = 0  # walks the sequence in slot order: anchors, then the searched fields
         layers = []
         for index in range(1, count + 1):
             anchors = values[position : position + index - 1]
@@ -146,9 +134,7 @@ class CnnSpace(Space):
             stride = (int(label["stride_h"]), int(label["stride_w"]))
             filters = label["filters"]
             if filters.startswith("n"):
-                layer = Layer(
-                    index, "conv", kernel, stride, int(filters[1:]), inputs=inputs
-                )
+                layer = Layer(index, "conv", kernel, stride, int(filters[1:]), inputs=inputs)
             else:  # a pooling choice keeps its input's channels
                 layer = Layer(index, filters, kernel, stride, None, inputs=inputs)
             layers.append(layer)
@@ -158,9 +144,7 @@ class CnnSpace(Space):
 
     def decisions_of(self, arch: Arch) -> tuple[tuple[int, ...], int | None]:
         if not isinstance(arch, CnnArch):
-            raise self.mismatch(
-                f"a {arch.family} architecture is not a cnn", arch.pos, ("cnn",)
-            )
+            raise self.mismatch(f"a {arch.family} architecture is not a cnn", arch.pos, ("cnn",))
         self.check_image_header(arch, self.input_shape, self.classes)
         if arch.lr is not None:
             raise self.mismatch("a learning rate (lr) is not a decision", arch.pos)

@@ -73,9 +73,10 @@ def test_a_byte_order_mark_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "bom.arch"
     path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
     assert run("validate", str(path)).stdout == "ok\n"
-    assert run("validate", "--one-line", str(path)).stdout == run(
-        "validate", "--one-line", "--arch", GOOD
-    ).stdout
+    assert (
+        run("validate", "--one-line", str(path)).stdout
+        == run("validate", "--one-line", "--arch", GOOD).stdout
+    )
     assert run("validate", "-", stdin="\ufeff" + GOOD).stdout == "ok\n"
 
 
@@ -118,7 +119,9 @@ def test_the_real_table_fits_with_room() -> None:
 
 
 def test_an_unterminated_quote_is_reported_where_it_opens(tmp_path: Path) -> None:
-    rows = [f"{i},|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|{i}~2|,1,2,3,4" for i in range(1200)]
+    rows = [
+        f"{i},|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|{i}~2|,1,2,3,4" for i in range(1200)
+    ]
     rows[49] = rows[49].replace(",|", ',"|', 1)  # line 51: the header is line 1
     path = tmp_path / "table.csv"
     path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")

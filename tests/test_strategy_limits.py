@@ -74,9 +74,7 @@ def test_the_defaults_and_the_benchmarks_settings_are_in_range() -> None:
         (RandomSearch, {"depth": math.nan}),
     ],
 )
-def test_other_strategies_options_out_of_range(
-    build: type, options: dict[str, float]
-) -> None:
+def test_other_strategies_options_out_of_range(build: type, options: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=f"^{next(iter(options))} "):
         build(load_space("nb201"), **options)
 
@@ -87,9 +85,7 @@ def test_unknown_options_name_the_strategy_and_the_choices() -> None:
     assert str(caught.value) == (
         "unknown option 'lr' for strategy evolution; choose one of population, sample, depth"
     )
-    with pytest.raises(
-        TypeError, match="unknown option 'clip' for strategy reinforce; "
-    ):
+    with pytest.raises(TypeError, match="unknown option 'clip' for strategy reinforce; "):
         make_strategy("reinforce", load_space("nb201"), clip=0.1)
     assert "clip" in make_strategy("ppo", load_space("nb201"), clip=0.1).option_names()
 
@@ -116,9 +112,7 @@ def test_unknown_options_name_the_strategy_and_the_choices() -> None:
         ),
     ],
 )
-def test_the_cli_refuses_bad_options_up_front(
-    tmp_path: Path, option: str, message: str
-) -> None:
+def test_the_cli_refuses_bad_options_up_front(tmp_path: Path, option: str, message: str) -> None:
     table = write_nb201_table(tmp_path / "nb201.csv")
     out = tmp_path / "run"
     result = CliRunner().invoke(
@@ -140,9 +134,7 @@ def test_a_non_finite_loss_is_refused_before_the_update() -> None:
     controller = Reinforce(load_space("nb201"), seed=1)
     proposals = controller.ask(2)
     before = [p.detach().clone() for p in controller.policy.parameters()]
-    with pytest.raises(
-        StrategyDiverged, match="the controller's loss is nan at update 1"
-    ):
+    with pytest.raises(StrategyDiverged, match="the controller's loss is nan at update 1"):
         controller.tell(proposals, [math.nan, 0.5])
     after = list(controller.policy.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))

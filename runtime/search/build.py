@@ -32,9 +32,7 @@ class Search:
     evaluator: Any
     executor: Any  # an Executor; a null context when Ray's replicas run the children
     store: Any
-    connected_ray: bool = (
-        False  # this process started or joined Ray, and leaves it at close
-    )
+    connected_ray: bool = False  # this process started or joined Ray, and leaves it at close
 
     def run(
         self,
@@ -68,11 +66,7 @@ class Search:
         """The data set the children trained on (None for the table evaluator)."""
         from .evaluators import TrainEvaluator
 
-        return (
-            self.evaluator.data()
-            if isinstance(self.evaluator, TrainEvaluator)
-            else None
-        )
+        return self.evaluator.data() if isinstance(self.evaluator, TrainEvaluator) else None
 
     def close(self) -> None:
         self.store.close()
@@ -147,11 +141,7 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
         store, config = open_store(path, config, resume=True)
     try:
         connected = config.backend == "ray" and connect_ray(config.address)
-        executor = (
-            contextlib.nullcontext()
-            if config.asynchronous
-            else _executor(config, evaluator)
-        )
+        executor = contextlib.nullcontext() if config.asynchronous else _executor(config, evaluator)
         if store is None:
             store, config = open_store(path, config, resume=False)
     except BaseException:
@@ -174,13 +164,10 @@ def check_folder(path: Path, resume: bool) -> None:
         )
 
 
-def open_store(
-    path: Path, config: SearchConfig, *, resume: bool
-) -> tuple[Any, SearchConfig]:
+def open_store(path: Path, config: SearchConfig, *, resume: bool) -> tuple[Any, SearchConfig]:
     """The store to write and the config with its batch resolved: a new store (batch:
     --workers when not given), or with `resume` the one at `path`, which must hold the same
-    search (batch: the stored one when not given, so resuming with more workers just works).
-    """
+    search (batch: the stored one when not given, so resuming with more workers just works)."""
     from .store import StoreError, TrialStore
 
     check_folder(path, resume)
@@ -197,8 +184,7 @@ def open_store(
     if differences:
         store.close()
         raise ConfigError(
-            f"--resume: {path.parent} holds a different search: "
-            + "; ".join(differences)
+            f"--resume: {path.parent} holds a different search: " + "; ".join(differences)
         )
     store.set_config({**stored, **config.stored()})
     return store, config
@@ -241,9 +227,7 @@ def connect_ray(address: str | None) -> bool:
         )
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
-        raise ConfigError(
-            f"--backend ray: cannot start or join {where}: {err}"
-        ) from None
+        raise ConfigError(f"--backend ray: cannot start or join {where}: {err}") from None
     return True
 
 
@@ -253,9 +237,7 @@ def _check_reachable(address: str) -> None:
 
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise ConfigError(
-            f"--address {address}: expected HOST:PORT (e.g. 10.0.0.1:6379) or auto"
-        )
+        raise ConfigError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.1:6379) or auto")
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
     except OSError as err:
@@ -288,9 +270,7 @@ def _make_strategy(config: SearchConfig, space: Any) -> Any:
     try:
         return make_strategy(name, space, seed=config.seed, **config.options)
     except ImportError as err:
-        raise ConfigError(
-            f"--strategy {name} is not available in this install ({err})"
-        ) from None
+        raise ConfigError(f"--strategy {name} is not available in this install ({err})") from None
     except UnknownOption as err:
         raise ConfigError(
             f"unknown option {err.option!r} for --strategy {name}; "
@@ -318,9 +298,7 @@ def _executor(config: SearchConfig, evaluator: Any) -> Any:
     if config.backend == "ray":  # the local loop, its children Ray tasks
         from .ray_children import RayExecutor
 
-        return RayExecutor(
-            evaluator, child_resources(config), workers=config.children or 1
-        )
+        return RayExecutor(evaluator, child_resources(config), workers=config.children or 1)
     if config.inline:
         return InProcessExecutor(evaluator)
     return LocalPoolExecutor(evaluator, config.workers, timeout=config.timeout)

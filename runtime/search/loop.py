@@ -81,9 +81,7 @@ def run_search(
     if checkpoint is None:
         step, first = 0, 1
         stored: dict[int, TrialRecord] = {}
-        store.save_checkpoint(
-            0, min(batch, trials), 1, dump_state(strategy.state_dict())
-        )
+        store.save_checkpoint(0, min(batch, trials), 1, dump_state(strategy.state_dict()))
     else:
         strategy.load_state_dict(load_state(checkpoint.state))
         step, first = checkpoint.step, checkpoint.first_trial
@@ -100,9 +98,7 @@ def run_search(
             store.resize_step(step, size)  # a resumed search asked for more trials
         proposals = strategy.ask(size)
         if len(proposals) != size:
-            raise SearchError(
-                f"strategy {strategy.name} returned {len(proposals)} of {size}"
-            )
+            raise SearchError(f"strategy {strategy.name} returned {len(proposals)} of {size}")
         rewards, new = _run_step(
             step, first, proposals, stored, known, executor, store, seed, on_trial
         )
@@ -195,9 +191,7 @@ def _run_step(
             continue
         original = known.get(proposal.arch)
         if original is not None:
-            rewards[slot] = _store_repeat(
-                store, step, slot, trial_id, proposal, original, on_trial
-            )
+            rewards[slot] = _store_repeat(store, step, slot, trial_id, proposal, original, on_trial)
         elif proposal.arch in waiting:
             waiting[proposal.arch].append(slot)
         else:
