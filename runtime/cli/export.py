@@ -78,7 +78,8 @@ def export_command(
     """Export an architecture (FILE, `-`, --arch STRING) or a trained DIR to ONNX."""
     import torch
 
-    from ..onnx_export import export_model
+    from ..memory import check_fits
+    from ..onnx_export import EXAMPLE_BATCH, export_model
     from .train import parse_model_args
 
     overrides = parse_model_args(model_args)
@@ -95,6 +96,8 @@ def export_command(
 
         ir = read_arch(source, arch)
         module = load(ir)
+    # The model, the exported file's copy and onnxruntime's session: three sets of weights.
+    check_fits(ir, overrides, device="cpu", batch=EXAMPLE_BATCH, copies=3, purpose="an ONNX export")
     try:
         model = module.build_model(**overrides)
     except (TypeError, ValueError) as err:

@@ -5,8 +5,10 @@ weights.pt (the state_dict, on the CPU), metrics.json (per-epoch metrics, reward
 dataset, the canonical architecture, parameters, seconds, device, seed, the build
 overrides), vocab.txt for language models, and with --onnx model.onnx.
 
-Exit status: 0 trained; 1 the child failed to train (metrics.json records why);
-2 bad input (architecture, dataset, device, options), with a one-line message.
+Exit status: 0 trained; 1 the child failed to train (metrics.json records why, with
+status "failed", or "diverged" when it trained to an infinite validation perplexity or
+to chance accuracy); 2 bad input (architecture, dataset, device, options, a model too
+large for the free memory: checked before it is built), with a one-line message.
 """
 
 from __future__ import annotations
@@ -122,7 +124,8 @@ def train_command(
     from ..data import load_dataset
     from ..devices import resolve_device, set_threads
     from ..errors import TrainingFailed
-    from ..train import build_kwargs, check_compatible, train_arch
+    from ..memory import check_fits
+    from ..train import build_kwargs, check_compatible, train_arch, training_batch
 
     began = time.perf_counter()
     ir = read_arch(source, arch)
@@ -131,6 +134,8 @@ def train_command(
     set_threads(threads)
     data = load_dataset(dataset, data_dir=data_dir, download=download, seed=seed)
     check_compatible(ir, data)
+    fits = training_batch(data, batch_size)
+    check_fits(ir, build_kwargs(ir, data, **overrides), device=torch_device, **fits)
     model_path = _write_model(ir, out_dir)
     record = _record(ir, dataset, data, build_kwargs(ir, data, **overrides), torch_device, seed)
 
@@ -150,7 +155,11 @@ def train_command(
             on_epoch=lambda row: click.echo(_epoch_line(row, epochs), err=True),
         )
     except TrainingFailed as err:
-        record.update(status="failed", failure=err.to_dict(), seconds=time.perf_counter() - began)
+        record.update(
+            status="diverged" if err.reason == "diverged" else "failed",
+            failure=err.to_dict(),
+            seconds=time.perf_counter() - began,
+        )
         _write_json(out_dir / "metrics.json", record)
         raise TrainingFailure(f"{err} (recorded in {out_dir / 'metrics.json'})") from None
     written = _save(result, ir, data, out_dir, record, onnx)
