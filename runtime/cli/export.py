@@ -15,9 +15,9 @@ from pathlib import Path
 
 import click
 
-from ..choices import DEFAULT_CHECKS, DEFAULT_TOLERANCE
+from ..choices import DEFAULT_CHECKS, DEFAULT_RTOL, DEFAULT_TOLERANCE
 from . import Failure
-from .input import read_arch
+from .input import FiniteFloat, read_arch
 
 WEIGHTS = "weights.pt"
 MODEL = "model.py"
@@ -50,8 +50,15 @@ METRICS = "metrics.json"
     "--tolerance",
     default=DEFAULT_TOLERANCE,
     show_default=True,
-    type=click.FloatRange(min=0),
-    help="Largest allowed |onnxruntime - PyTorch|.",
+    type=FiniteFloat(min=0),
+    help="atol: each value passes if |onnxruntime - PyTorch| <= atol + rtol * |PyTorch|.",
+)
+@click.option(
+    "--rtol",
+    default=DEFAULT_RTOL,
+    show_default=True,
+    type=FiniteFloat(min=0),
+    help="rtol of that test (numpy.allclose's); 0 compares absolute differences only.",
 )
 @click.option(
     "--checks",
@@ -70,6 +77,7 @@ def export_command(
     weights: Path | None,
     model_args: tuple[str, ...],
     tolerance: float,
+    rtol: float,
     checks: int,
     state: bool,
     seed: int,
@@ -104,7 +112,9 @@ def export_command(
         raise Failure(f"cannot build the model with {overrides}: {err}") from None
     if weights is not None:
         _load_weights(model, weights)
-    report = export_model(model, ir, out, tolerance=tolerance, checks=checks, state=state)
+    report = export_model(
+        model, ir, out, tolerance=tolerance, rtol=rtol, checks=checks, state=state
+    )
     if as_json:
         payload = asdict(report) | {"path": str(report.path), "dynamic_axes": report.dynamic_axes}
         click.echo(json.dumps(payload, indent=2))
