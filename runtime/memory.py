@@ -74,7 +74,10 @@ def available_bytes(device: Any) -> int | None:
     if name.startswith("cuda"):
         import torch
 
-        free, _total = torch.cuda.mem_get_info(torch.device(name))
+        try:
+            free, _total = torch.cuda.mem_get_info(torch.device(name))
+        except (RuntimeError, AssertionError, ValueError):  # no CUDA after all: say nothing
+            return None
         return int(free)
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:
