@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,6 @@ from nasforge.codegen import load_file
 from nasforge.grammar import parse, to_text
 from nasforge.runtime.cli import cli
 from search_doubles import write_nb201_table
-
-
-@pytest.fixture(autouse=True)
-def keep_threads() -> Iterator[None]:
-    """The train evaluator sets torch's process-wide thread count; restore it."""
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +180,7 @@ def test_a_failed_onnx_export_is_recorded_not_fatal(
     assert (out / "best_model.py").is_file()
 
 
+@pytest.mark.slow
 def test_train_search_on_digits_keeps_the_best_weights_and_exports_them(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = run(

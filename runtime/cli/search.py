@@ -10,7 +10,9 @@ best_model.onnx, report.md, rewards.png and summary.json.
 
 Exit status: 0 done; 130 interrupted (Ctrl-C; --resume continues); 2 bad input
 (unknown space, strategy or dataset, a missing table, --resume without a search in
-DIR, DIR holding a different search).
+DIR, DIR holding a different search, a new search into a folder holding other files),
+a store that cannot be used (damaged, refused checkpoint, read-only, another search
+running in DIR) or a full disk (the stored trials are intact; --resume continues).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from nasforge.controller.strategy import STRATEGIES
 
 from ..choices import DATASET_NAMES, DEVICE_CHOICES
 from ..search.config import BACKENDS, EVALUATORS, EXECUTORS, SearchConfig
+from . import Failure
 from .input import parse_pairs
 
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
@@ -179,7 +182,7 @@ def search_command(
     """Search --space with --strategy, evaluating children with --evaluator."""
     from ..search.build import build_search
     from ..search.outputs import WEIGHTS_DIR, WeightsKeeper, write_outputs
-    from ..search.report import build_report, render, write_report
+    from ..search.report import PLOT_FILE, REPORT_FILE, build_report, render, write_report
     from .progress import SearchProgress
 
     options = parse_pairs(given.pop("options"), "--option", "lr=0.01", allow_none=True)
@@ -211,9 +214,17 @@ def search_command(
                 f"({result.reused} of {reopened} reused, not re-run)",
                 err=True,
             )
-        outputs = write_outputs(out_dir, store, search.data(), onnx=not no_onnx)
-        report = build_report(store, top=top, outputs=outputs)
-        write_report(out_dir, report)
+        try:
+            outputs = write_outputs(out_dir, store, search.data(), onnx=not no_onnx)
+            report = build_report(store, top=top, outputs=outputs)
+            store.record_outputs([REPORT_FILE, PLOT_FILE])
+            write_report(out_dir, report)
+        except OSError as err:  # a full disk, most likely: the trials are safe in the store
+            raise Failure(
+                f"cannot write the search's files in {out_dir} ({err.strerror or err}); its "
+                f"{store.count()} trials are stored in {store.path}: free some space and run "
+                "the same command with --resume to write them"
+            ) from None
     finally:
         search.close()
     click.echo(render(report))
