@@ -20,7 +20,7 @@ Shape = tuple[int, int, int]  # channels, height, width
 @dataclass(frozen=True)
 class LayerPlan:
     name: str  # attribute and variable name, from the label (L3 -> l3)
-    kind: str  # conv | maxpool | avgpool
+    kind: str  # conv | sep | maxpool | avgpool
     in_shape: Shape  # after concatenating the inputs
     out_shape: Shape
     kernel: tuple[int, int]
@@ -41,6 +41,10 @@ class CnnPlan:
     head_inputs: tuple[str, ...]  # the layers no other layer reads
     head_pad: bool
     head_channels: int
+
+    @property
+    def uses_sep(self) -> bool:
+        return any(layer.kind == "sep" for layer in self.layers)
 
     @property
     def uses_padding_helper(self) -> bool:
@@ -118,19 +122,25 @@ def plan_cnn(arch: CnnArch, namespace: Namespace | None = None) -> CnnPlan:
 def cost_cnn(plan: CnnPlan, num_classes: int | None = None) -> Cost:
     parts = []
     for layer in plan.layers:
-        params = macs = 0
-        if layer.kind == "conv":
-            params, macs = conv_cost(
-                layer.in_shape[0],
-                layer.out_shape[0],
-                layer.kernel,
-                layer.out_shape[1:],
-                bias=not layer.batchnorm,
-            )
-            if layer.batchnorm:
-                params += batchnorm_params(layer.out_shape[0])
+        params, macs = _layer_cost(layer)
         parts.append(PartCost(layer.name, layer.out_shape, params, macs))
     classes = plan.classes if num_classes is None else num_classes
     params, macs = linear_cost(plan.head_channels, classes)
     parts.append(PartCost("classifier", (classes,), params, macs))
     return Cost.of(parts)
+
+
+def _layer_cost(layer: LayerPlan) -> tuple[int, int]:
+    """(parameters, multiply-adds) of one layer; pooling is free."""
+    if layer.kind not in ("conv", "sep"):
+        return 0, 0
+    c_in, c_out, out_hw = layer.in_shape[0], layer.out_shape[0], layer.out_shape[1:]
+    if layer.kind == "sep":
+        depth_params, depth_macs = conv_cost(c_in, c_in, layer.kernel, out_hw, groups=c_in)
+        point_params, point_macs = conv_cost(c_in, c_out, (1, 1), out_hw, bias=not layer.batchnorm)
+        params, macs = depth_params + point_params, depth_macs + point_macs
+    else:
+        params, macs = conv_cost(c_in, c_out, layer.kernel, out_hw, bias=not layer.batchnorm)
+    if layer.batchnorm:
+        params += batchnorm_params(c_out)
+    return params, macs

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class LayerKind:
     name: str
-    has_filters: bool  # conv layers choose their filter count; pooling keeps channels
+    has_filters: bool  # conv and sep layers choose their filter count; pooling keeps channels
     doc: str
 
 
@@ -22,14 +22,24 @@ LAYER_KINDS: dict[str, LayerKind] = {
     k.name: k
     for k in (
         LayerKind("conv", True, "convolution -> batch norm -> ReLU"),
+        # ENAS's macro space (Pham et al. 2018) adds separable convs; the layer is the
+        # out_conv part of _conv_branch(separable=True) in the reference code
+        # (src/cifar10/general_child.py): tf.nn.separable_conv2d with channel
+        # multiplier 1 and no bias, then batch norm, then ReLU.
+        LayerKind(
+            "sep",
+            True,
+            "depthwise separable convolution: depthwise conv -> pointwise 1x1 conv -> "
+            "batch norm -> ReLU",
+        ),
         LayerKind("maxpool", False, "max pooling"),
         LayerKind("avgpool", False, "average pooling"),
     )
 }
 
-# Per-layer switches that may follow a layer's sizes.
+# Per-layer switches that may follow a layer's sizes (layers with filters only).
 LAYER_FLAGS: dict[str, str] = {
-    "nobn": "leave out the batch norm after a conv",
+    "nobn": "leave out the batch norm after a conv (its last conv then has a bias)",
     "lrn": "local response normalisation after the activation",
 }
 

@@ -147,9 +147,10 @@ def _validate_cnn(arch: CnnArch) -> None:
                     layer.pos,
                 )
             if not layer.batchnorm or layer.lrn:
+                convs = " and ".join(k for k, v in ops.LAYER_KINDS.items() if v.has_filters)
                 raise ArchValidationError(
                     f"{name} is {_a(layer.kind)} layer: the flags {', '.join(ops.LAYER_FLAGS)} "
-                    "apply to conv layers only",
+                    f"apply to {convs} layers only",
                     layer.pos,
                 )
         _check_refs(layer.inputs, 1, layer.index - 1, "L", name, layer.pos)

@@ -268,7 +268,7 @@ def test_unknown_layer_kind_flag_combine_activation() -> None:
     err = validation_error(CNN + "L1: conv2d 3x3 n36\n")
     assert str(err) == (
         "model.arch:2:5: error: unknown layer kind 'conv2d'; valid layer kinds: "
-        "conv, maxpool, avgpool\n"
+        "conv, sep, maxpool, avgpool\n"
         "  L1: conv2d 3x3 n36\n"
         "      ^"
     )
@@ -338,7 +338,9 @@ def test_conv_without_filters_and_pooling_with_them() -> None:
         "L2 is a maxpool layer: it keeps its input's channels and takes no filter count"
     )
     err = validation_error(CNN + "L1: conv 3x3 n8\nL2: avgpool 2x2 lrn\n")
-    assert err.message == "L2 is an avgpool layer: the flags nobn, lrn apply to conv layers only"
+    assert err.message == (
+        "L2 is an avgpool layer: the flags nobn, lrn apply to conv and sep layers only"
+    )
 
 
 def test_sizes_out_of_range() -> None:

@@ -100,7 +100,7 @@ INVALID: dict[str, tuple[Callable[[], object], str]] = {
     ),
     "unknown layer kind": (
         lambda: cnn(conv(1, kind="dense")),
-        "unknown layer kind 'dense'; valid layer kinds: conv, maxpool, avgpool",
+        "unknown layer kind 'dense'; valid layer kinds: conv, sep, maxpool, avgpool",
     ),
     "anchor to a later layer": (
         lambda: cnn(conv(1), conv(2, 3)),
@@ -121,7 +121,11 @@ INVALID: dict[str, tuple[Callable[[], object], str]] = {
     ),
     "pooling without batch norm": (
         lambda: cnn(conv(1), conv(2, 1, kind="avgpool", filters=None, batchnorm=False)),
-        "L2 is an avgpool layer: the flags nobn, lrn apply to conv layers only",
+        "L2 is an avgpool layer: the flags nobn, lrn apply to conv and sep layers only",
+    ),
+    "sep without filters": (
+        lambda: cnn(conv(1), conv(2, 1, kind="sep", filters=None)),
+        "L2 is a sep layer and needs a filter count, such as n36",
     ),
     "kernel too large": (
         lambda: cnn(conv(1, kernel=(limits.MAX_KERNEL + 1, 3))),
@@ -471,5 +475,5 @@ def test_the_parser_reads_the_table_when_it_parses(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(ops.CELL_OPS, "zap3x3", ops.CellOp("zap3x3", "conv", 3, 1, "a test op"))
     assert parse(text).cells[0].nodes[0].edges[0].op == "zap3x3"
     monkeypatch.delitem(ops.LAYER_KINDS, "avgpool")
-    with pytest.raises(ArchValidationError, match="valid layer kinds: conv, maxpool\n"):
+    with pytest.raises(ArchValidationError, match="valid layer kinds: conv, sep, maxpool\n"):
         parse("cnn input 3x32x32 classes 10; L1: avgpool 2x2")
