@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "export": "nasforge.runtime.cli.export:export_command",
     "search": "nasforge.runtime.cli.search:search_command",
     "report": "nasforge.runtime.cli.report:report_command",
+    "dashboard": "nasforge.runtime.cli.dashboard:dashboard_command",
 }
 
 EXIT_ERROR = 2  # bad input of any kind; click uses 2 for usage errors too
