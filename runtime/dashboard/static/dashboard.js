@@ -12,6 +12,17 @@
   // --- formatting -----------------------------------------------------------------
   const count = (n) => (n === null || n === undefined ? "–" : n.toLocaleString("en-US"));
   const fixed = (x, d) => (x === null || x === undefined ? "–" : Number(x).toFixed(d));
+  function short(v) {
+    for (const [size, unit] of [[1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+      if (v >= size) return `${+(v / size).toPrecision(3)}${unit}`;
+    }
+    return String(v);
+  }
+  // Log-axis labels at 1, 2 and 5 times a power of ten only (the rest would overlap).
+  function logTick(v) {
+    const mantissa = v / 10 ** Math.floor(Math.log10(v));
+    return [1, 2, 5].some((k) => Math.abs(mantissa - k) < 1e-6) ? short(v) : "";
+  }
   function duration(s) {
     if (s === null || s === undefined) return "–";
     s = Math.round(s);
@@ -73,7 +84,7 @@
       chart(`chart-pareto-${cost}`, {type: "scatter", data: {datasets: [
         scatter("trials", "rgba(31,119,180,0.45)", 2),
         Object.assign(line("Pareto front", colour.front, "after"), {pointRadius: 3})]},
-        options: {scales: {x: {type: "logarithmic",
+        options: {scales: {x: {type: "logarithmic", ticks: {callback: logTick, autoSkip: false},
           title: {display: true, text: cost === "macs" ? "multiply-adds" : "parameters"}},
           y: {title: {display: true, text: "accuracy"}}}, onClick: openTrial()}});
     }
