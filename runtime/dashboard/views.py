@@ -34,7 +34,8 @@ def search_state(snapshot: Snapshot, now: float) -> dict[str, Any]:
     else:
         state = "stopped"
     start = snapshot.created_at or _first_start(trials) or snapshot.last_write
-    end = snapshot.last_write if state != "running" else now
+    ends = [t["finished_at"] for t in trials if t["finished_at"] is not None]
+    end = now if state == "running" else max(ends, default=snapshot.last_write)
     remaining = max(0, asked - done)
     best = best_trial(trials)
     return {
