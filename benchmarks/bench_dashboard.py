@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -146,15 +145,21 @@ def main() -> None:
             loaded, clients, count = with_dashboard(out, args.clients, args.seconds)
             after = rate(out, args.seconds)
         finally:
-            writer.send_signal(signal.SIGINT)
-            writer.wait(timeout=60)
+            writer.terminate()  # SIGTERM: SIGINT may be ignored in a background job
+            try:
+                writer.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                writer.kill()
+                writer.wait()
     requests = sum(c.requests for c in clients)
     errors = [e for c in clients for e in c.errors]
     latencies = sorted(x for c in clients for x in c.latencies)
     received = [c.received for c in clients]
     print(f"load average {os.getloadavg()[0]:.2f} (1 min), cores {os.cpu_count()}")
-    print(f"{args.clients} clients, {args.seconds:.0f} s:"
-          f" {requests} requests, {len(errors)} errors")
+    print(
+        f"{args.clients} clients, {args.seconds:.0f} s:"
+        f" {requests} requests, {len(errors)} errors"
+    )
     if errors:
         print("  first error:", errors[0])
     if latencies:

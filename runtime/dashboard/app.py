@@ -16,6 +16,7 @@ import contextlib
 import json
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,27 +31,39 @@ from starlette.templating import Jinja2Templates
 
 from . import files, views
 from .access import AccessMiddleware
-from .reader import Snapshot, StoreReader
+from .reader import Snapshot, StoreReader, encode
 
 HERE = Path(__file__).parent
 POLL_SECONDS = 2.0  # how often the page asks for news
+OVERVIEW_SHARE = 0.05  # of one core, at most, spent recomputing the overview
 
 
 class Dashboard:
     """The state behind the routes: the reader, and the overview of its latest snapshot."""
 
-    def __init__(self, out_dir: Path, *, min_interval: float = 0.5) -> None:
+    def __init__(self, out_dir: Path, *, min_interval: float = 1.0) -> None:
         self.out_dir = Path(out_dir)
         self.reader = StoreReader(self.out_dir, min_interval=min_interval)
+        self.reader.snapshot()  # the first, longest read happens before the page is served
         self.server_id = secrets.token_hex(6)
         self._lock = threading.Lock()
-        self._overview: tuple[Snapshot, dict[str, Any]] | None = None
+        self._overview: tuple[Snapshot, bytes] | None = None
+        self._next_overview = 0.0
 
-    def overview(self, snapshot: Snapshot) -> dict[str, Any]:
-        """views.overview of `snapshot`, computed once per snapshot."""
+    def overview(self, snapshot: Snapshot) -> bytes:
+        """views.overview of a recent snapshot, as JSON. Its cost grows with the trials,
+        so after taking t seconds it is not recomputed for t / OVERVIEW_SHARE seconds:
+        the page of a huge search updates its summary less often rather than taking
+        the search's CPU."""
         with self._lock:
-            if self._overview is None or self._overview[0] is not snapshot:
-                self._overview = (snapshot, views.overview(snapshot, snapshot.read_at))
+            now = time.monotonic()
+            if self._overview is None or (
+                self._overview[0] is not snapshot and now >= self._next_overview
+            ):
+                began = time.perf_counter()
+                computed = encode(views.overview(snapshot, snapshot.read_at))
+                self._overview = (snapshot, computed)
+                self._next_overview = now + (time.perf_counter() - began) / OVERVIEW_SHARE
             return self._overview[1]
 
     def trial(self, request: Request) -> dict[str, Any] | None:
@@ -72,7 +85,7 @@ class Dashboard:
 
 
 def create_app(
-    out_dir: str | Path, *, token: str | None = None, min_interval: float = 0.5
+    out_dir: str | Path, *, token: str | None = None, min_interval: float = 1.0
 ) -> Starlette:
     """The dashboard of the search in `out_dir` (StoreError when there is none); with a
     `token`, every request must carry it (see access.py)."""
@@ -87,21 +100,24 @@ def create_app(
             {"out_dir": str(board.out_dir), "config": snapshot.config, "poll": POLL_SECONDS},
         )
 
-    def state(request: Request) -> Response:
+    async def state(request: Request) -> Response:
+        # Async and without a thread: every part of the answer is already encoded.
         query = request.query_params
         fresh = query.get("server") != board.server_id  # another server's counts mean nothing
         since = 0 if fresh else _count(query.get("since"))
         steps = 0 if fresh else _count(query.get("steps"))
         snapshot = board.reader.snapshot()
-        payload = {
-            "server": board.server_id,
-            "version": snapshot.version,
-            "overview": board.overview(snapshot),
-            "total": len(snapshot.trials),
-            "trials": snapshot.since(since),
-            "steps": snapshot.steps[steps:],
-        }
-        return JSONResponse(payload)
+        body = b"".join(
+            [
+                b'{"server":', encode(board.server_id),
+                b',"version":', encode(snapshot.version),
+                b',"overview":', board.overview(snapshot),
+                b',"total":', encode(len(snapshot.trials)),
+                b',"trials":', snapshot.trials_json(since),
+                b',"steps":', snapshot.steps_json(steps), b"}",
+            ]
+        )  # fmt: skip
+        return Response(body, media_type="application/json")
 
     def all_trials(request: Request) -> Response:
         return JSONResponse(views.by_id(board.reader.snapshot().trials))

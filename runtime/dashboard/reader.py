@@ -58,16 +58,27 @@ class Snapshot:
     staleness: dict[int, int]
     version: int  # grows with every refresh that found something new
     read_at: float = field(default_factory=time.time)
+    # The same trials and steps as JSON, each encoded once when first read.
+    encoded_trials: list[bytes] = field(default_factory=list)
+    encoded_steps: list[bytes] = field(default_factory=list)
 
     def since(self, seen: int) -> list[dict[str, Any]]:
         """The trials after the first `seen` (all of them for a new client)."""
         return self.trials[max(0, seen) :]
 
+    def trials_json(self, seen: int) -> bytes:
+        """`since(seen)` as a JSON array."""
+        return b"[" + b",".join(self.encoded_trials[max(0, seen) :]) + b"]"
+
+    def steps_json(self, seen: int) -> bytes:
+        """The steps after the first `seen`, as a JSON array."""
+        return b"[" + b",".join(self.encoded_steps[max(0, seen) :]) + b"]"
+
 
 class StoreReader:
     """Follows DIR/search.db read-only; `snapshot()` re-reads at most every `min_interval` s."""
 
-    def __init__(self, out_dir: str | Path, *, min_interval: float = 0.5) -> None:
+    def __init__(self, out_dir: str | Path, *, min_interval: float = 1.0) -> None:
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / STORE_FILE
         self.min_interval = min_interval
@@ -77,6 +88,8 @@ class StoreReader:
         self._config: dict[str, Any] = {}
         self._created_at: float | None = None
         self._trials: list[dict[str, Any]] = []
+        self._encoded_trials: list[bytes] = []
+        self._encoded_steps: list[bytes] = []
         self._ids: set[int] = set()
         self._floor = 0  # every id <= floor is known
         self._steps: list[dict[str, Any]] = []
@@ -173,6 +186,8 @@ class StoreReader:
             staleness=staleness,
             version=self._version,
             read_at=now,
+            encoded_trials=self._encoded_trials[:],
+            encoded_steps=self._encoded_steps[:],
         )
 
     def _read_trials(self, db: sqlite3.Connection) -> int:
@@ -189,6 +204,7 @@ class StoreReader:
             if original is not None:
                 trial["accuracy"] = original["accuracy"]
             self._trials.append(trial)
+            self._encoded_trials.append(encode(trial))
             self._ids.add(trial["id"])
             by_id[trial["id"]] = trial
         while self._floor + 1 in self._ids:
@@ -203,10 +219,10 @@ class StoreReader:
             (last,),
         ).fetchall()
         for step, size, first, stats, told_at in rows:
-            self._steps.append(
-                {"step": step, "size": size, "first_trial": first, "told_at": told_at,
-                 "stats": json.loads(stats)}
-            )  # fmt: skip
+            told = {"step": step, "size": size, "first_trial": first, "told_at": told_at,
+                    "stats": json.loads(stats)}  # fmt: skip
+            self._steps.append(told)
+            self._encoded_steps.append(encode(told))
         return len(rows)
 
     @staticmethod
@@ -243,6 +259,11 @@ class StoreReader:
             if original is not None:
                 trial["accuracy"] = original["accuracy"]
         return trial
+
+
+def encode(value: Any) -> bytes:
+    """Compact JSON, as Starlette's JSONResponse writes it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def trial_row(row: tuple[Any, ...], *, full: bool = False) -> dict[str, Any]:

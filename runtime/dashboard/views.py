@@ -62,7 +62,7 @@ def best_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _trial_interval(trials: list[dict[str, Any]]) -> float | None:
     """Mean seconds between trial ends over the recent trials (None with too few)."""
-    ends = sorted(t["finished_at"] for t in trials if t["finished_at"] is not None)[-RECENT:]
+    ends = sorted(t["finished_at"] for t in trials[-RECENT:] if t["finished_at"] is not None)
     if len(ends) < 2 or ends[-1] <= ends[0]:
         return None
     return (ends[-1] - ends[0]) / (len(ends) - 1)
