@@ -100,8 +100,9 @@ def create_app(
             {"out_dir": str(board.out_dir), "config": snapshot.config, "poll": POLL_SECONDS},
         )
 
-    async def state(request: Request) -> Response:
-        # Async and without a thread: every part of the answer is already encoded.
+    def state(request: Request) -> Response:
+        # In a worker thread (a sync route): a read of many new trials or a recomputed
+        # overview must not hold up the other requests.
         query = request.query_params
         fresh = query.get("server") != board.server_id  # another server's counts mean nothing
         since = 0 if fresh else _count(query.get("since"))

@@ -90,7 +90,7 @@ class StoreReader:
         self._trials: list[dict[str, Any]] = []
         self._encoded_trials: list[bytes] = []
         self._encoded_steps: list[bytes] = []
-        self._ids: set[int] = set()
+        self._by_id: dict[int, dict[str, Any]] = {}
         self._floor = 0  # every id <= floor is known
         self._steps: list[dict[str, Any]] = []
         self._staleness: dict[int, int] = {}
@@ -194,20 +194,16 @@ class StoreReader:
         rows = db.execute(
             f"SELECT {TRIAL_COLUMNS} FROM trials WHERE id > ? ORDER BY id", (self._floor,)
         ).fetchall()
-        new = [row for row in rows if row[0] not in self._ids]
-        by_id = {t["id"]: t for t in self._trials[-256:]}  # originals of recent repeats
+        new = [row for row in rows if row[0] not in self._by_id]
         for row in new:
             trial = trial_row(row)
-            original = by_id.get(trial["repeat_of"]) if trial["repeat_of"] else None
-            if original is None and trial["repeat_of"]:
-                original = next((t for t in self._trials if t["id"] == trial["repeat_of"]), None)
-            if original is not None:
+            original = self._by_id.get(trial["repeat_of"]) if trial["repeat_of"] else None
+            if original is not None:  # a repeat was not evaluated: its original's accuracy
                 trial["accuracy"] = original["accuracy"]
             self._trials.append(trial)
             self._encoded_trials.append(encode(trial))
-            self._ids.add(trial["id"])
-            by_id[trial["id"]] = trial
-        while self._floor + 1 in self._ids:
+            self._by_id[trial["id"]] = trial
+        while self._floor + 1 in self._by_id:
             self._floor += 1
         return len(new)
 

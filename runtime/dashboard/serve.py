@@ -12,6 +12,8 @@ from nasforge.grammar.errors import NasforgeError
 
 from .access import is_loopback
 
+SHUTDOWN_SECONDS = 5  # for the requests under way when asked to stop, then they are cut
+
 
 class DashboardError(NasforgeError):
     """The dashboard cannot start (a refused host, a busy port)."""
@@ -51,7 +53,13 @@ def url(sock: socket.socket, token: str | None = None) -> str:
 def server(app: Any) -> Any:
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+    )
     return uvicorn.Server(config)
 
 
