@@ -9,6 +9,8 @@ own trial rate with and without the clients (the target: slowed by at most 5%).
    in the order off, on, on, off, off, on, ... (so a steady drift of the machine's load
    hits both alike): in an "on" window --clients clients poll the dashboard as the page
    does (everything once, then what is new every 2 s); in an "off" window they wait.
+   A client reads every answer in full but decodes only its headers (the counts): 20
+   JSON decoders in this one Python process would measure themselves, not the server.
    The ratio is the mean rate of the "on" windows over that of the "off" windows.
 
 Loopback only; every loop is bounded. Usage:
@@ -20,7 +22,6 @@ Loopback only; every loop is bounded. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sqlite3
@@ -75,6 +76,7 @@ class Client:
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     received: int = 0  # trials
+    bytes: int = 0
 
     def run(self) -> None:
         server, since, steps = "", 0, 0
@@ -91,13 +93,14 @@ class Client:
             began = time.perf_counter()
             try:
                 with urllib.request.urlopen(url, timeout=30) as response:
-                    state = json.load(response)
+                    body = response.read()  # all of it, but only the headers are decoded
+                    headers = response.headers
                 self.latencies.append(time.perf_counter() - began)
-                if state["server"] != server:
-                    server, since, steps = state["server"], 0, 0
-                since += len(state["trials"])
-                steps += len(state["steps"])
+                server = headers["x-nasforge-server"]
+                since = int(headers["x-nasforge-total"])
+                steps = int(headers["x-nasforge-steps"])
                 self.received = since
+                self.bytes += len(body)
             except Exception as err:  # every failure counts, whatever it is
                 self.errors.append(f"{type(err).__name__}: {err}")
             self.requests += 1
@@ -115,6 +118,7 @@ class Windows:
     on: list[float] = field(default_factory=list)  # the writer's trials per second
     off: list[float] = field(default_factory=list)
     dashboard_cpu: float = 0.0  # CPU seconds the dashboard used in the "on" windows
+    clients_cpu: float = 0.0  # and this process (the clients)
 
 
 def measure(out: Path, on: threading.Event, args: Any, pid: int) -> Windows:
@@ -122,11 +126,12 @@ def measure(out: Path, on: threading.Event, args: Any, pid: int) -> Windows:
     for i in range(2 * args.windows):
         loaded = i % 4 in (1, 2)  # off, on, on, off, off, on, on, off, ...
         on.set() if loaded else on.clear()
-        cpu = cpu_seconds(pid)
+        cpu, own = cpu_seconds(pid), cpu_seconds(os.getpid())
         measured = rate(out, args.seconds)
         if loaded:
             windows.on.append(measured)
             windows.dashboard_cpu += cpu_seconds(pid) - cpu
+            windows.clients_cpu += cpu_seconds(os.getpid()) - own
         else:
             windows.off.append(measured)
     on.clear()
@@ -199,7 +204,9 @@ def report(args: Any, clients: list[Client], windows: Windows, count: int) -> No
     seconds = args.windows * args.seconds
     print(f"load average {os.getloadavg()[0]:.2f} (1 min), cores {os.cpu_count()}")
     print(f"{args.clients} clients, {seconds:.0f} s: {requests} requests, {len(errors)} errors")
-    print(f"  the dashboard's CPU time meanwhile: {windows.dashboard_cpu:.1f} s")
+    print(f"  CPU time meanwhile: the dashboard {windows.dashboard_cpu:.1f} s, "
+          f"the clients {windows.clients_cpu:.1f} s; "
+          f"{sum(c.bytes for c in clients) / 1e6:.0f} MB received")  # fmt: skip
     if errors:
         print("  first error:", errors[0])
     if latencies:

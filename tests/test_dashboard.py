@@ -151,6 +151,11 @@ def test_a_client_gets_each_trial_once(finished: Path) -> None:
         other_server = api_state(c, since=len(first["trials"]), server="another")
     assert len(first["trials"]) == 40 and again["trials"] == [] and again["steps"] == []
     assert len(other_server["trials"]) == 40  # counts from another server mean nothing
+    with client(finished) as c:
+        response = c.get("/api/state")
+    assert response.headers["x-nasforge-total"] == "40"
+    assert response.headers["x-nasforge-steps"] == str(len(first["steps"]))
+    assert response.headers["x-nasforge-server"] == response.json()["server"]
 
 
 def test_trial_page_shows_the_generated_source_and_downloads(finished: Path) -> None:

@@ -118,7 +118,13 @@ def create_app(
                 b',"steps":', snapshot.steps_json(steps), b"}",
             ]
         )  # fmt: skip
-        return Response(body, media_type="application/json")
+        # The counts also as headers: a tool can follow the search without decoding JSON.
+        headers = {
+            "x-nasforge-server": board.server_id,
+            "x-nasforge-total": str(len(snapshot.trials)),
+            "x-nasforge-steps": str(len(snapshot.steps)),
+        }
+        return Response(body, media_type="application/json", headers=headers)
 
     def all_trials(request: Request) -> Response:
         return JSONResponse(views.by_id(board.reader.snapshot().trials))
