@@ -9,7 +9,7 @@ NASFORGE := $(VENV)/bin/nasforge
 EXAMPLES := $(sort $(wildcard examples/*.arch))
 BENCHES := $(sort $(wildcard benchmarks/bench_*.py))
 
-.PHONY: all demo examples test lint bench clean
+.PHONY: all demo examples test test-full lint bench clean
 
 all: test
 
@@ -45,8 +45,14 @@ examples: $(STAMP)
 	$(NASFORGE) info examples/nas_cifar15.arch
 	$(PY) out/models/nas_cifar15.py
 
+# The whole default suite, the `slow` and `ray` tests included (pytest -m 'not slow' is a
+# quick run); the tests marked `full` (full-size models) are skipped unless --full.
 test: $(STAMP)
 	$(PY) -m pytest -q
+	$(PY) -m ruff check .
+
+test-full: $(STAMP)
+	$(PY) -m pytest -q --full
 	$(PY) -m ruff check .
 
 lint: $(STAMP)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from nasforge.grammar import to_text
-from nasforge.grammar.ir import Arch, CellsArch, CnnArch, RnnArch
+from nasforge.grammar.ir import Arch
 
+from .families import family
 from .loader import load_file, load_source
 from .render import ArchText, format_source, render
 
@@ -16,21 +17,9 @@ def generate(arch: Arch, *, black: bool = True) -> str:
 
     `black=False` skips formatting, for the search's hot path.
     """
+    row = family(arch)
     text = ArchText(to_text(arch))
-    if isinstance(arch, CnnArch):
-        from .cnn import plan_cnn
-
-        source = render("cnn.py.jinja", arch_text=text, plan=plan_cnn(arch))
-    elif isinstance(arch, RnnArch):
-        from .rnn import DEFAULTS, plan_rnn
-
-        source = render("rnn.py.jinja", arch_text=text, plan=plan_rnn(arch), defaults=DEFAULTS)
-    elif isinstance(arch, CellsArch):
-        from .cells import plan_cells
-
-        source = render("cells.py.jinja", arch_text=text, plan=plan_cells(arch))
-    else:
-        raise TypeError(f"not an architecture IR: {type(arch).__name__}")
+    source = render(row.template, arch_text=text, plan=row.plan(arch), **row.context)
     return format_source(source) if black else source
 
 

@@ -46,6 +46,15 @@ class CnnPlan:
     def uses_padding_helper(self) -> bool:
         return self.head_pad or any(layer.pad_inputs for layer in self.layers)
 
+    @property
+    def uses_uneven_avgpool(self) -> bool:
+        """An average pool with uneven padding: nn.AvgPool2d cannot leave that out of its count."""
+        return any(layer.kind == "avgpool" and layer.pad for layer in self.layers)
+
+    @property
+    def uses_functional(self) -> bool:
+        return self.uses_padding_helper or self.uses_uneven_avgpool
+
 
 def _concat_shape(shapes: list[Shape]) -> tuple[Shape, bool]:
     height = max(s[1] for s in shapes)

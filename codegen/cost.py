@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nasforge.grammar.ir import Arch, CellsArch, CnnArch, RnnArch
+from nasforge.grammar.ir import Arch
 
 
 @dataclass(frozen=True)
@@ -58,16 +58,7 @@ def batchnorm_params(channels: int) -> int:
 
 def cost(arch: Arch, **overrides: object) -> Cost:
     """Parameters and multiply-adds of `arch`'s generated model built with `overrides`."""
-    if isinstance(arch, CnnArch):
-        from .cnn import cost_cnn, plan_cnn
+    from .families import family  # the families table imports every lowering, which import this
 
-        return cost_cnn(plan_cnn(arch), **overrides)  # type: ignore[arg-type]
-    if isinstance(arch, RnnArch):
-        from .rnn import cost_rnn, plan_rnn
-
-        return cost_rnn(plan_rnn(arch), **overrides)  # type: ignore[arg-type]
-    if isinstance(arch, CellsArch):
-        from .cells import cost_cells, plan_cells
-
-        return cost_cells(plan_cells(arch), **overrides)  # type: ignore[arg-type]
-    raise TypeError(f"not an architecture IR: {type(arch).__name__}")
+    row = family(arch)
+    return row.cost(row.plan(arch), **overrides)

@@ -14,8 +14,3 @@ def same_padding(kernel: int) -> tuple[int, int]:
 
 def same_out(size: int, stride: int) -> int:
     return -(-size // stride)
-
-
-def conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
-    """PyTorch's output size of a convolution or pooling window (floor mode)."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1

@@ -8,7 +8,9 @@ and cell states are 0-based (`N0`, `S0`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 
 @dataclass(frozen=True, order=True)
@@ -141,3 +143,18 @@ class CellsArch:
 
 
 Arch = CnnArch | RnnArch | CellsArch
+
+
+T = TypeVar("T")
+
+
+def for_family(table: Mapping[type, T], arch: object) -> T:
+    """The entry of a families table (keyed by IR class) for `arch`.
+
+    Each layer keeps one such table (printer, validator, code generator, cost
+    model), so adding a family means adding a row to each, not an `isinstance` branch.
+    """
+    try:
+        return table[type(arch)]
+    except KeyError:
+        raise TypeError(f"not an architecture IR: {type(arch).__name__}") from None

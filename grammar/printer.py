@@ -8,19 +8,12 @@ where the header has them (cells options) and left out where a layer has them
 
 from __future__ import annotations
 
-from .ir import Arch, Cell, CellsArch, CnnArch, Layer, RnnArch
+from .ir import Arch, Cell, CellsArch, CnnArch, Layer, RnnArch, for_family
 
 
 def to_text(arch: Arch, *, one_line: bool = False) -> str:
     """The canonical text of `arch` (ending in a newline), or one line joined by '; '."""
-    if isinstance(arch, CnnArch):
-        lines = _cnn(arch)
-    elif isinstance(arch, RnnArch):
-        lines = _rnn(arch)
-    elif isinstance(arch, CellsArch):
-        lines = _cells(arch)
-    else:
-        raise TypeError(f"not an architecture IR: {type(arch).__name__}")
+    lines = for_family(_PRINTERS, arch)(arch)
     if one_line:
         return "; ".join(line.strip() for line in lines).replace(":; ", ": ")
     return "\n".join(lines) + "\n"
@@ -83,3 +76,7 @@ def _cell_body(cell: Cell) -> list[str]:
     states = [f"S{ref.index}" for ref in cell.output]
     lines.append(f"out = {states[0]}" if len(states) == 1 else f"out = concat({', '.join(states)})")
     return lines
+
+
+# The families table of the printer: each IR class's statements.
+_PRINTERS = {CnnArch: _cnn, RnnArch: _rnn, CellsArch: _cells}

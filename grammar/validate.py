@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 from . import limits, ops
 from .errors import ArchValidationError
-from .ir import Arch, Cell, CellsArch, CnnArch, Pos, Ref, RnnArch
+from .ir import Arch, Cell, CellsArch, CnnArch, Pos, Ref, RnnArch, for_family
 
 
 def check_choice(value: str, table: Mapping[str, object], what: str, pos: Pos) -> None:
@@ -37,14 +37,7 @@ def _a(word: str) -> str:
 
 def validate(arch: Arch) -> Arch:
     """Check `arch` and return it unchanged; raise ArchValidationError if it is invalid."""
-    if isinstance(arch, CnnArch):
-        _validate_cnn(arch)
-    elif isinstance(arch, RnnArch):
-        _validate_rnn(arch)
-    elif isinstance(arch, CellsArch):
-        _validate_cells(arch)
-    else:
-        raise TypeError(f"not an architecture IR: {type(arch).__name__}")
+    for_family(_VALIDATORS, arch)(arch)
     return arch
 
 
@@ -306,3 +299,7 @@ def _validate_cell(cell: Cell, skeleton: ops.Skeleton) -> None:
                 "read it in a later node or list it in out",
                 node.pos,
             )
+
+
+# The families table of the validator: each IR class's checks.
+_VALIDATORS = {CnnArch: _validate_cnn, RnnArch: _validate_rnn, CellsArch: _validate_cells}

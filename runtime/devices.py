@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -41,9 +42,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def set_threads(threads: int | None) -> None:
-    """Set torch's intra-op CPU thread count (None: leave torch's default)."""
-    if threads is not None:
-        if threads < 1:
-            raise DeviceError(f"--threads must be at least 1, not {threads}")
-        torch.set_num_threads(threads)
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, which a container or taskset
+    narrows), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_threads(processes: int = 1) -> int:
+    """Torch threads for each of `processes` processes training at once: the usable cores
+    shared out, never more (benchmarks/README.md, bench_threads.py: a thread more than its
+    share of the cores made training several times slower under load)."""
+    return max(1, usable_cores() // max(1, processes))
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op CPU thread count (None: default_threads() of one process); the
+    count."""
+    if threads is None:
+        threads = default_threads()
+    if threads < 1:
+        raise DeviceError(f"--threads must be at least 1, not {threads}")
+    torch.set_num_threads(threads)
+    return threads

@@ -20,7 +20,9 @@ from nasforge.runtime.search.table import TableEvaluator
 
 class ScriptedEvaluator(Evaluator):
     """The architecture text is a command: `ok R` (reward R), `fail`, `raise`, `hang`,
-    `exit` (os._exit), `segv` (SIGSEGV), `kill` (SIGKILL), `sleep S R`."""
+    `exit` (os._exit), `segv` (SIGSEGV), `kill` (SIGKILL), `sleep S R`, `meet HERE THERE R`
+    (create the file HERE, wait for the file THERE, reward R: two trials that meet each
+    other finish only if they run at the same time)."""
 
     name = "scripted"
 
@@ -31,6 +33,12 @@ class ScriptedEvaluator(Evaluator):
         if word == "sleep":
             time.sleep(float(args[0]))
             return Outcome(status="ok", reward=float(args[1]), seconds=float(args[0]))
+        if word == "meet":
+            here, there, reward = args
+            Path(here).touch()
+            while not Path(there).exists():
+                time.sleep(0.01)
+            return Outcome(status="ok", reward=float(reward))
         if word == "fail":
             return Outcome(status="failed", reward=FAILED_REWARD, error="scripted failure")
         if word == "raise":

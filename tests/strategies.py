@@ -8,11 +8,13 @@ runs many examples quickly; the limits themselves are tested separately.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from nasforge.grammar import limits, ops
+from nasforge.grammar import limits, ops, validate
 from nasforge.grammar.ir import (
     Cell,
     CellNode,
@@ -53,12 +55,18 @@ def class_counts() -> st.SearchStrategy[int]:
 
 
 @st.composite
-def layers(draw: st.DrawFn, index: int) -> Layer:
+def layers(
+    draw: st.DrawFn,
+    index: int,
+    max_kernel: int = limits.MAX_KERNEL,
+    max_stride: int = limits.MAX_STRIDE,
+    max_filters: int = limits.MAX_FILTERS,
+) -> Layer:
     """Layer `index` (1-based), reading a sorted subset of the layers before it."""
     kind = draw(st.sampled_from(sorted(ops.LAYER_KINDS)))
     has_filters = ops.LAYER_KINDS[kind].has_filters
-    side = st.integers(1, limits.MAX_KERNEL)
-    step = st.integers(1, limits.MAX_STRIDE)
+    side = st.integers(1, max_kernel)
+    step = st.integers(1, max_stride)
     earlier = list(range(1, index))
     anchors = draw(st.lists(st.sampled_from(earlier), unique=True)) if earlier else []
     return Layer(
@@ -66,7 +74,7 @@ def layers(draw: st.DrawFn, index: int) -> Layer:
         kind=kind,
         kernel=(draw(side), draw(side)),
         stride=draw(st.one_of(st.just((1, 1)), st.tuples(step, step))),
-        filters=draw(st.integers(1, limits.MAX_FILTERS)) if has_filters else None,
+        filters=draw(st.integers(1, max_filters)) if has_filters else None,
         batchnorm=draw(st.booleans()) if has_filters else True,
         lrn=draw(st.booleans()) if has_filters else False,
         inputs=tuple(Ref(i) for i in sorted(anchors)),
@@ -88,6 +96,22 @@ def cnn_archs(draw: st.DrawFn, max_layers: int = MAX_DRAWN_LAYERS) -> CnnArch:
             )
         ),
     )
+
+
+@st.composite
+def small_cnn_archs(draw: st.DrawFn, max_layers: int = 4, max_side: int = 12) -> CnnArch:
+    """Small enough to build, run and export: up to 8 filters, kernels up to 6, strides up
+    to 3, inputs of 1-3 channels up to `max_side` square, 2-5 classes."""
+    count = draw(st.integers(1, max_layers))
+    side = st.integers(1, max_side)
+    arch = CnnArch(
+        input_shape=(draw(st.integers(1, 3)), draw(side), draw(side)),
+        classes=draw(st.integers(2, 5)),
+        layers=tuple(
+            draw(layers(i, max_kernel=6, max_stride=3, max_filters=8)) for i in range(1, count + 1)
+        ),
+    )
+    return validate(arch)
 
 
 # --- rnn ------------------------------------------------------------------------
@@ -119,16 +143,22 @@ def option_values(option: ops.Option, high: int | None = None) -> st.SearchStrat
 
 
 @st.composite
-def sparse_cells(draw: st.DrawFn, kind: str, skeleton: ops.Skeleton) -> Cell:
+def sparse_cells(
+    draw: st.DrawFn,
+    kind: str,
+    skeleton: ops.Skeleton,
+    max_nodes: int = MAX_DRAWN_CELL_NODES,
+    max_edges: int = MAX_DRAWN_EDGES,
+) -> Cell:
     """A NASNet / DARTS style cell: any edges to earlier states; every node used."""
     first = skeleton.inputs
-    count = draw(st.integers(1, MAX_DRAWN_CELL_NODES))
+    count = draw(st.integers(1, max_nodes))
     op = st.sampled_from(sorted(ops.CELL_OPS))
     combine = st.sampled_from(sorted(ops.CELL_COMBINES))
     nodes = []
     read: set[int] = set()
     for number in range(first, first + count):
-        sources = draw(st.lists(st.integers(0, number - 1), min_size=1, max_size=MAX_DRAWN_EDGES))
+        sources = draw(st.lists(st.integers(0, number - 1), min_size=1, max_size=max_edges))
         read.update(sources)
         edges = tuple(Edge(draw(op), Ref(s)) for s in sources)
         nodes.append(CellNode(number, draw(combine), edges))
@@ -141,10 +171,15 @@ def sparse_cells(draw: st.DrawFn, kind: str, skeleton: ops.Skeleton) -> Cell:
 
 
 @st.composite
-def dense_cells(draw: st.DrawFn, kind: str, skeleton: ops.Skeleton) -> Cell:
+def dense_cells(
+    draw: st.DrawFn,
+    kind: str,
+    skeleton: ops.Skeleton,
+    max_nodes: int = MAX_DRAWN_DENSE_NODES,
+) -> Cell:
     """A NAS-Bench-201 style cell: each node adds one edge from every earlier state."""
     first = skeleton.inputs
-    count = draw(st.integers(1, MAX_DRAWN_DENSE_NODES))
+    count = draw(st.integers(1, max_nodes))
     op = st.sampled_from(sorted(ops.CELL_OPS))
     nodes = tuple(
         CellNode(number, "add", tuple(Edge(draw(op), Ref(s)) for s in range(number)))
@@ -172,6 +207,51 @@ def cells_archs(
         ),
         cells=tuple(draw(cell(kind, skeleton)) for kind in skeleton.sections),
     )
+
+
+# Options that make any cell network small enough to build and run: one cell per stack,
+# up to 8 filters, no stem multiplier.
+SMALL_CELLS_OPTIONS = {
+    "n": st.just(1),
+    "filters": st.integers(1, 8),
+    "stem_multiplier": st.just(1),
+}
+
+
+def _cell_strategy(
+    skeleton: ops.Skeleton, tiny: bool
+) -> Callable[[str, ops.Skeleton], st.SearchStrategy[Cell]]:
+    """The cells of `skeleton`; `tiny`: 1-3 nodes of 1-2 edges (a dense cell: 1-2 nodes),
+    for tests that export every network drawn."""
+    if skeleton.dense:
+        return functools.partial(dense_cells, max_nodes=2 if tiny else MAX_DRAWN_DENSE_NODES)
+    if tiny:
+        return functools.partial(sparse_cells, max_nodes=3, max_edges=2)
+    return sparse_cells
+
+
+@st.composite
+def small_cells_archs(draw: st.DrawFn, skeleton_name: str, tiny: bool = False) -> CellsArch:
+    """A cells network of `skeleton_name` small enough to build and run: one cell per stack,
+    up to 8 filters, 1-3 channels, a small input (9-20 pixels for an ImageNet stem, 3-12
+    otherwise), 2-5 classes; the cells as sparse_cells and dense_cells draw them, or
+    `tiny` ones."""
+    skeleton = ops.SKELETONS[skeleton_name]
+    cell = _cell_strategy(skeleton, tiny)
+    options = tuple(
+        Setting(o.name, draw(SMALL_CELLS_OPTIONS.get(o.name, option_values(o))))
+        for o in skeleton.options
+    )
+    imagenet = ("stem", "imagenet") in [(s.name, s.value) for s in options]
+    side = st.integers(9, 20) if imagenet else st.integers(3, 12)
+    arch = CellsArch(
+        skeleton=skeleton_name,
+        input_shape=(draw(st.integers(1, 3)), draw(side), draw(side)),
+        classes=draw(st.integers(2, 5)),
+        options=options,
+        cells=tuple(draw(cell(kind, skeleton)) for kind in skeleton.sections),
+    )
+    return validate(arch)
 
 
 def archs() -> st.SearchStrategy[CnnArch | RnnArch | CellsArch]:

@@ -10,7 +10,6 @@ and multiply-add counts come out.
 from __future__ import annotations
 
 import ast
-import os
 from pathlib import Path
 
 import black
@@ -21,24 +20,13 @@ from hypothesis import strategies as st
 from nasforge.codegen import generate, load_source
 from nasforge.codegen.cells import plan_cells
 from nasforge.codegen.cost import cost
-from nasforge.grammar import ops, parse, validate
-from nasforge.grammar.ir import CellsArch, Setting
-from strategies import dense_cells, sparse_cells
+from nasforge.grammar import ops, parse
+from strategies import small_cells_archs
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {p.stem: p for p in sorted((ROOT / "examples").glob("*.arch"))}
 CELLS = [n for n in EXAMPLES if parse(EXAMPLES[n].read_text()).family == "cells"]
 IMAGENET = {"nasnet_a_mobile", "nasnet_a_large"}
-SLOW = bool(os.environ.get("NASFORGE_SLOW"))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are small: one thread avoids spinning worker threads on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _arch(name: str):
@@ -115,8 +103,8 @@ def test_nasnet_mobile_runs_on_a_small_input() -> None:
     )
 
 
-@pytest.mark.skipif(not SLOW, reason="builds NASNet-A Large (88.9M parameters); NASFORGE_SLOW=1")
 def test_nasnet_large_builds_and_runs() -> None:
+    """At full size (88.9M parameters, about 360 MB of weights): about 1.5 s."""
     module = _module("nasnet_a_large")
     model = module.build_model().eval()
     with torch.no_grad():
@@ -289,38 +277,6 @@ def test_auxiliary_head_and_drop_path() -> None:
 
 
 # --- random architectures of every skeleton, built small and run ---------------------
-
-SMALL = {
-    "nasnet": {"n": 1, "filters": 8, "stem_multiplier": 1},
-    "darts": {"n": 1, "filters": 8},
-    "nb201": {"n": 1, "filters": 8},
-}
-
-
-@st.composite
-def small_cells_archs(draw: st.DrawFn, skeleton_name: str) -> CellsArch:
-    skeleton = ops.SKELETONS[skeleton_name]
-    cell = dense_cells if skeleton.dense else sparse_cells
-    options = []
-    for option in skeleton.options:
-        if option.name in SMALL[skeleton_name]:
-            value = SMALL[skeleton_name][option.name]
-        elif option.choices:
-            value = draw(st.sampled_from(option.choices))
-        else:
-            value = draw(st.integers(option.low, option.high))
-        options.append(Setting(option.name, value))
-    imagenet = ("stem", "imagenet") in [(s.name, s.value) for s in options]
-    side = st.integers(9, 20) if imagenet else st.integers(3, 12)
-    return validate(
-        CellsArch(
-            skeleton=skeleton_name,
-            input_shape=(draw(st.integers(1, 3)), draw(side), draw(side)),
-            classes=draw(st.integers(2, 5)),
-            options=tuple(options),
-            cells=tuple(draw(cell(kind, skeleton)) for kind in skeleton.sections),
-        )
-    )
 
 
 @pytest.mark.parametrize("skeleton", sorted(ops.SKELETONS))

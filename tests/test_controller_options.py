@@ -16,11 +16,6 @@ RETIRED = ("advantage_norm", "advantage_rms_decay", "top_k", "top_k_weight")
 RETIRED += ("resample_repeats", "reward_rank", "screen_imagine")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 @pytest.mark.parametrize("name", RETIRED)
 def test_retired_options_are_refused_not_ignored(name: str) -> None:
     space = load_space("nb201")

@@ -39,11 +39,6 @@ filters = [4, 8]
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 def _tiny_cnn(tmp_path: Path) -> Space:
     path = tmp_path / "tiny_cnn.toml"
     path.write_text(TINY_CNN)

@@ -17,11 +17,6 @@ from nasforge.controller.strategy import make_strategy
 from nasforge.controller.surrogate import KernelRidge, kernel
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 def _features(rows: torch.Tensor, choices: int) -> torch.Tensor:
     """The feature map of the kernel (1 + s)^2: a constant, the one-hot choices scaled by
     sqrt(2 / slots), and every product of two one-hot entries scaled by 1 / slots."""

@@ -37,11 +37,6 @@ SPACES = [
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 def _random_decisions(space: Space, rng: random.Random, depth: int | None = None) -> list[int]:
     return [rng.randrange(len(slot.choices)) for slot in space.slots(depth)]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ ROWS = (
     f"1,{INDEX1},82.8340,133.93,90.7693,93.6600",
     f"6111,{BEST},84.3840,177.33,91.6067,94.3733",
 )
-
-
-def nb201_csv() -> Path:
-    configured = os.environ.get("NASFORGE_NB201_CSV")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[1].parent / "shared/data/nb201/nb201_cifar10.csv"
 
 
 def write(tmp_path: Path, *lines: str) -> Path:
@@ -199,9 +191,8 @@ def test_text_that_is_not_utf8(tmp_path: Path) -> None:
     assert str(caught.value).startswith(f"{path}: error: not UTF-8 text")
 
 
-@pytest.mark.skipif(not nb201_csv().exists(), reason="the NAS-Bench-201 table is not here")
-def test_the_real_table() -> None:
-    table = TableEvaluator(nb201_csv())
+def test_the_real_table(real_nb201_csv: Path) -> None:
+    table = TableEvaluator(real_nb201_csv)
     assert len(table) == 15_625
     best = table.evaluate((EXAMPLES / "nb201_best.arch").read_text(encoding="utf-8"))
     assert best.status == "ok"

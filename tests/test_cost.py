@@ -6,14 +6,14 @@ memory, so even large random architectures are counted exactly and quickly.
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from nasforge.codegen import generate, load_source
 from nasforge.codegen.cnn import plan_cnn
 from nasforge.codegen.cost import cost
-from nasforge.grammar.ir import CnnArch, Layer, Ref
-from strategies import cells_archs, cnn_archs, fast, rnn_archs
+from strategies import cells_archs, cnn_archs, fast, rnn_archs, small_cnn_archs
 
 
 def built_params(arch, **overrides) -> int:
@@ -50,6 +50,7 @@ def test_rnn_cost_equals_built(arch, overrides) -> None:
 # Building a module tree of up to 32 cells a stack costs ~0.5 s even on the meta
 # device; the cost of a stack is counted per cell, so n <= 3 exercises the same
 # code paths. A few examples keep the full range.
+@pytest.mark.slow
 @fast(examples=200)
 @given(cells_archs(max_n=3))
 def test_cells_cost_equals_built(arch) -> None:
@@ -62,33 +63,8 @@ def test_cells_cost_equals_built_at_any_depth(arch) -> None:
     assert cost(arch).params == built_params(arch)
 
 
-@st.composite
-def small_cnns(draw: st.DrawFn) -> CnnArch:
-    """Small enough to run forward for real."""
-    count = draw(st.integers(1, 6))
-    layers = []
-    for index in range(1, count + 1):
-        kind = draw(st.sampled_from(["conv", "conv", "maxpool", "avgpool"]))
-        anchors = draw(st.lists(st.integers(1, index - 1), unique=True)) if index > 1 else []
-        conv = kind == "conv"
-        layers.append(
-            Layer(
-                index=index,
-                kind=kind,
-                kernel=(draw(st.integers(1, 6)), draw(st.integers(1, 6))),
-                stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-                filters=draw(st.integers(1, 8)) if conv else None,
-                batchnorm=draw(st.booleans()) if conv else True,
-                lrn=draw(st.booleans()) if conv else False,
-                inputs=tuple(Ref(i) for i in sorted(anchors)),
-            )
-        )
-    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 17)), draw(st.integers(1, 17)))
-    return CnnArch(shape, draw(st.integers(2, 5)), tuple(layers))
-
-
 @fast(examples=60)
-@given(small_cnns())
+@given(small_cnn_archs(max_layers=6, max_side=17))
 def test_cnn_plan_shapes_are_the_real_shapes(arch) -> None:
     """The shapes in the plan (and the file's shape comments) are what forward produces."""
     module = load_source(generate(arch, black=False))

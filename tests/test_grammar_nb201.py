@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,6 @@ from strategies import fast
 
 README_EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-
-
-def nb201_csv() -> Path:
-    configured = os.environ.get("NASFORGE_NB201_CSV")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[1].parent / "shared/data/nb201/nb201_cifar10.csv"
 
 
 def test_the_readme_example() -> None:
@@ -228,11 +220,8 @@ def test_to_nb201_validates_programmatic_ir() -> None:
         to_nb201(broken)
 
 
-def test_all_nas_bench_201_cells() -> None:
-    path = nb201_csv()
-    if not path.exists():
-        pytest.skip(f"NAS-Bench-201 table not found at {path} (set NASFORGE_NB201_CSV)")
-    with path.open(newline="", encoding="utf-8") as f:
+def test_all_nas_bench_201_cells(real_nb201_csv: Path) -> None:
+    with real_nb201_csv.open(newline="", encoding="utf-8") as f:
         strings = [row["arch"] for row in csv.DictReader(f)]
     assert len(strings) == 15_625
     assert len(set(strings)) == 15_625

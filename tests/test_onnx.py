@@ -12,9 +12,9 @@ node on the 2-core development VM, whatever the tensor sizes: a tiny CNN takes
 - exports RANDOM_PER_FAMILY random small architectures per family (cnn, rnn,
   cells over nasnet, darts and nb201).
 
-NASFORGE_SLOW=1 runs the full check: RANDOM_PER_FAMILY_SLOW (20) per family and
-every example at full size (about 8 minutes more); without it that test shows as
-skipped with its reason. `benchmarks/bench_onnx.py --examples` also exports every
+`pytest --full` (make test-full) runs the full check: RANDOM_PER_FAMILY_FULL (20)
+per family and every example at full size (about 8 minutes more); without it that
+test shows as skipped with its reason. `benchmarks/bench_onnx.py --examples` also exports every
 example at full size.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,13 +36,8 @@ from nasforge.codegen import generate, load
 from nasforge.grammar import ops, parse, to_text, validate
 from nasforge.grammar.ir import (
     Arch,
-    Cell,
-    CellNode,
     CellsArch,
     CnnArch,
-    Edge,
-    Layer,
-    Ref,
     RnnArch,
     Setting,
 )
@@ -54,14 +48,12 @@ from nasforge.runtime.onnx_export import (
     ExportReport,
     export_model,
 )
-from strategies import rnn_archs
+from strategies import rnn_archs, small_cells_archs, small_cnn_archs
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.arch"))
 FIG2 = ROOT / "examples" / "fig2_plain.arch"
-
-SLOW = bool(os.environ.get("NASFORGE_SLOW"))
 
 # Full-size export + onnxruntime checks of these examples, seconds on the 2-core
 # development VM (benchmarks/bench_onnx.py --examples): too slow for the unit suite.
@@ -73,12 +65,16 @@ FULL_SIZE_SECONDS = {
     "nasnet_a_mobile": 50,
     "nasnet_a_large": 140,
 }
+# Over 10 s each on the idle 2-core machine, so marked slow: the reduced NASNet-A Large
+# export and the random NASNet cells.
+SLOW_EXAMPLES = {"nasnet_a_large"}
+SLOW_SKELETONS = {"nasnet"}
 REDUCED_OPTIONS = {"n": 1, "filters": 8, "stem_multiplier": 1}
 REDUCED_IMAGENET_SIDE = 64
 
 SMALL_LM = {"vocab_size": 24, "embed_size": 8, "hidden_size": 8}
-RANDOM_PER_FAMILY_SLOW = 20
-RANDOM_PER_FAMILY = RANDOM_PER_FAMILY_SLOW if SLOW else 5
+RANDOM_PER_FAMILY = 5
+RANDOM_PER_FAMILY_FULL = 20
 
 
 def _arch(path: Path) -> Arch:
@@ -117,7 +113,11 @@ def assert_dynamic(report: ExportReport) -> None:
 # --- every example --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_EXAMPLES else p for p in EXAMPLES],
+    ids=lambda p: p.stem,
+)
 def test_example_exports_with_parity(path: Path, tmp_path: Path) -> None:
     arch = _arch(path)
     if path.stem in FULL_SIZE_SECONDS:
@@ -129,9 +129,7 @@ def test_example_exports_with_parity(path: Path, tmp_path: Path) -> None:
     assert report.path.stat().st_size == report.size_bytes > 0
 
 
-@pytest.mark.skipif(
-    not SLOW, reason="full-size export of the big cell examples takes ~5 min; NASFORGE_SLOW=1"
-)
+@pytest.mark.full  # the export of the big cell examples at full size takes ~5 min
 @pytest.mark.parametrize("name", sorted(FULL_SIZE_SECONDS))
 def test_full_size_example_exports_with_parity(name: str, tmp_path: Path) -> None:
     report = exported(_arch(ROOT / "examples" / f"{name}.arch"), tmp_path / f"{name}.onnx")
@@ -151,31 +149,6 @@ def test_reduced_examples_keep_their_cells() -> None:
 
 
 @st.composite
-def small_cnn_archs(draw: st.DrawFn) -> CnnArch:
-    count = draw(st.integers(1, 4))
-    layers = []
-    for index in range(1, count + 1):
-        kind = draw(st.sampled_from(sorted(ops.LAYER_KINDS)))
-        conv = ops.LAYER_KINDS[kind].has_filters
-        earlier = list(range(1, index))
-        anchors = draw(st.lists(st.sampled_from(earlier), unique=True)) if earlier else []
-        layers.append(
-            Layer(
-                index=index,
-                kind=kind,
-                kernel=(draw(st.integers(1, 5)), draw(st.integers(1, 5))),
-                stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-                filters=draw(st.integers(1, 8)) if conv else None,
-                batchnorm=draw(st.booleans()) if conv else True,
-                lrn=draw(st.booleans()) if conv else False,
-                inputs=tuple(Ref(i) for i in sorted(anchors)),
-            )
-        )
-    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 12)), draw(st.integers(1, 12)))
-    return validate(CnnArch(shape, draw(st.integers(2, 6)), tuple(layers)))
-
-
-@st.composite
 def small_rnn_models(draw: st.DrawFn) -> tuple[RnnArch, dict[str, object]]:
     arch = draw(rnn_archs(bases=(2, 4, 8)))
     embed = draw(st.integers(2, 8))
@@ -190,61 +163,11 @@ def small_rnn_models(draw: st.DrawFn) -> tuple[RnnArch, dict[str, object]]:
     return arch, overrides
 
 
-@st.composite
-def small_cell(draw: st.DrawFn, kind: str, skeleton: ops.Skeleton) -> Cell:
-    """1-3 nodes of 1-2 edges (NAS-Bench-201: 1-2 nodes, one edge from each earlier state)."""
-    first = skeleton.inputs
-    count = draw(st.integers(1, 2 if skeleton.dense else 3))
-    op = st.sampled_from(sorted(ops.CELL_OPS))
-    nodes = []
-    read: set[int] = set()
-    for number in range(first, first + count):
-        if skeleton.dense:
-            sources = list(range(number))
-            combine = "add"
-        else:
-            sources = draw(st.lists(st.integers(0, number - 1), min_size=1, max_size=2))
-            combine = draw(st.sampled_from(sorted(ops.CELL_COMBINES)))
-        read.update(sources)
-        nodes.append(CellNode(number, combine, tuple(Edge(draw(op), Ref(i)) for i in sources)))
-    last = first + count - 1
-    if skeleton.dense:
-        return Cell(kind, tuple(nodes), (Ref(last),))
-    unused = [n.index for n in nodes if n.index not in read]
-    extra = draw(st.lists(st.integers(0, last), unique=True, max_size=2))
-    return Cell(kind, tuple(nodes), tuple(Ref(i) for i in sorted(set(unused) | set(extra))))
-
-
-@st.composite
-def small_cells_archs(draw: st.DrawFn, skeleton_name: str) -> CellsArch:
-    skeleton = ops.SKELETONS[skeleton_name]
-    options = []
-    for option in skeleton.options:
-        if option.name in REDUCED_OPTIONS:
-            value: int | str = draw(st.integers(1, 8)) if option.name == "filters" else 1
-        elif option.choices:
-            value = draw(st.sampled_from(option.choices))
-        else:
-            value = draw(st.integers(option.low, option.high))
-        options.append(Setting(option.name, value))
-    imagenet = ("stem", "imagenet") in [(s.name, s.value) for s in options]
-    side = st.integers(9, 20) if imagenet else st.integers(3, 12)
-    return validate(
-        CellsArch(
-            skeleton=skeleton.name,
-            input_shape=(draw(st.integers(1, 3)), draw(side), draw(side)),
-            classes=draw(st.integers(2, 5)),
-            options=tuple(options),
-            cells=tuple(draw(small_cell(kind, skeleton)) for kind in skeleton.sections),
-        )
-    )
-
-
 def _export_many(
     strategy: st.SearchStrategy,
     tmp_path: Path,
     check: Callable[[object, Path], str],
-    count: int = RANDOM_PER_FAMILY,
+    count: int,
 ) -> set[str]:
     """Export `count` + 1 drawn architectures; the distinct ones seen.
 
@@ -268,6 +191,12 @@ def _export_many(
     return seen
 
 
+@pytest.fixture
+def per_family(request: pytest.FixtureRequest) -> int:
+    """How many random architectures a family's test exports: more with --full."""
+    return RANDOM_PER_FAMILY_FULL if request.config.getoption("--full") else RANDOM_PER_FAMILY
+
+
 def _image_check(arch: object, path: Path) -> str:
     assert isinstance(arch, CnnArch | CellsArch)
     try:
@@ -278,19 +207,28 @@ def _image_check(arch: object, path: Path) -> str:
     return to_text(arch, one_line=True)
 
 
-def test_random_cnn_archs_export_with_parity(tmp_path: Path) -> None:
-    seen = _export_many(small_cnn_archs(), tmp_path, _image_check)
-    assert len(seen) >= RANDOM_PER_FAMILY
+def test_random_cnn_archs_export_with_parity(tmp_path: Path, per_family: int) -> None:
+    seen = _export_many(small_cnn_archs(), tmp_path, _image_check, per_family)
+    assert len(seen) >= per_family
 
 
-@pytest.mark.parametrize("skeleton", sorted(ops.SKELETONS))
-def test_random_cells_archs_export_with_parity(skeleton: str, tmp_path: Path) -> None:
-    count = -(-RANDOM_PER_FAMILY // len(ops.SKELETONS))  # the family's share, rounded up
-    seen = _export_many(small_cells_archs(skeleton), tmp_path, _image_check, count)
+@pytest.mark.parametrize(
+    "skeleton",
+    [
+        pytest.param(s, marks=pytest.mark.slow) if s in SLOW_SKELETONS else s
+        for s in sorted(ops.SKELETONS)
+    ],
+)
+def test_random_cells_archs_export_with_parity(
+    skeleton: str, tmp_path: Path, per_family: int
+) -> None:
+    count = -(-per_family // len(ops.SKELETONS))  # the family's share, rounded up
+    seen = _export_many(small_cells_archs(skeleton, tiny=True), tmp_path, _image_check, count)
     assert len(seen) >= count
 
 
-def test_random_rnn_models_export_with_parity(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_random_rnn_models_export_with_parity(tmp_path: Path, per_family: int) -> None:
     def check(drawn: object, path: Path) -> str:
         arch, overrides = drawn  # type: ignore[misc]
         text = f"{to_text(arch, one_line=True)} {overrides}"
@@ -301,8 +239,8 @@ def test_random_rnn_models_export_with_parity(tmp_path: Path) -> None:
         assert_dynamic(report)
         return text
 
-    seen = _export_many(small_rnn_models(), tmp_path, check)
-    assert len(seen) >= RANDOM_PER_FAMILY
+    seen = _export_many(small_rnn_models(), tmp_path, check, per_family)
+    assert len(seen) >= per_family
 
 
 # --- the dynamic axes, run directly in onnxruntime ----------------------------------

@@ -21,14 +21,6 @@ from search_doubles import hidden_reward
 OPTIONS = {"lr": 0.05, "entropy_weight": 0.01}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(request: pytest.FixtureRequest) -> None:
-    # The controller is tiny: two threads on a busy 2-core machine spin 100x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    request.addfinalizer(lambda: torch.set_num_threads(threads))
-
-
 def _pull(shards):
     weights, versions = {}, []
     for shard in shards:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,14 +51,6 @@ diff = (y - torch.load(out + '/expected.pt')).abs().max().item()
 print('standalone max abs diff', diff)
 assert diff == 0.0, diff
 """
-
-
-@pytest.fixture(autouse=True)
-def keep_threads() -> Iterator[None]:
-    """--threads sets torch's process-wide count; the CLI runs in this process here."""
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 def run(*args: str, stdin: str | None = None):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,16 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DIGITS_ARCH = ROOT / "examples" / "digits_cnn.arch"
 RNN_ARCH = ROOT / "examples" / "rnn_fig5_base2.arch"
 TINY_CNN = "cnn input 1x8x8 classes 10; L1: conv 3x3 n8; L2: conv 3x3 n8 <- L1"
-DIGITS_BUDGET_S = 30.0  # measured: 3 epochs take about 3 s on one thread of the dev VM
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: on a loaded 2-core machine more threads are slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +49,14 @@ def tiny_images(poison: bool = False, channels: int = 1) -> ImageData:
     return ImageData("tiny", (channels, 8, 8), 10, data, data, (0.0,), (1.0,), "random")
 
 
-def test_digits_cnn_reaches_90_percent_quickly(digits: ImageData, one_thread: None) -> None:
+def test_digits_cnn_reaches_90_percent_in_three_epochs(digits: ImageData) -> None:
+    """Learning fast is learning in little work: three passes over the 1,497 training
+    images (the seconds an epoch takes: benchmarks/bench_runtime.py)."""
     arch = parse(DIGITS_ARCH.read_text(), str(DIGITS_ARCH))
-    start = time.perf_counter()
     result = train_arch(arch, digits, epochs=3, seed=0)
-    seconds = time.perf_counter() - start
-    print(
-        f"digits_cnn, 3 epochs: {seconds:.2f} s, val acc {[m['val_acc'] for m in result.metrics]}"
-    )
+    print(f"digits_cnn, 3 epochs: val acc {[m['val_acc'] for m in result.metrics]}")
+    assert [m["epoch"] for m in result.metrics] == [1, 2, 3]
     assert max(m["val_acc"] for m in result.metrics) >= 0.90
-    assert seconds < DIGITS_BUDGET_S
     assert result.parameters == 37562 and result.kind == "image" and result.device == "cpu"
     assert result.reward == pytest.approx(max(m["val_acc"] for m in result.metrics) ** 3)
     assert set(result.metrics[0]) == {
@@ -80,7 +66,7 @@ def test_digits_cnn_reaches_90_percent_quickly(digits: ImageData, one_thread: No
     assert lrs[0] == pytest.approx(0.1) and lrs[0] > lrs[1] > lrs[2]  # cosine from 0.1
 
 
-def test_architecture_lr_and_seed_determinism(digits: ImageData, one_thread: None) -> None:
+def test_architecture_lr_and_seed_determinism(digits: ImageData) -> None:
     arch = parse(TINY_CNN.replace("classes 10", "classes 10 lr 0.05"))
     a = train_arch(arch, digits, epochs=1, seed=7)
     b = train_arch(arch, digits, epochs=1, seed=7)
@@ -99,7 +85,7 @@ def make_text(n_sentences: int, seed: int) -> list[str]:
     ]
 
 
-def test_recurrent_cell_lowers_validation_perplexity(tmp_path: Path, one_thread: None) -> None:
+def test_recurrent_cell_lowers_validation_perplexity(tmp_path: Path) -> None:
     (tmp_path / "ptb.train.txt").write_text("\n".join(make_text(400, 1)) + "\n")
     (tmp_path / "ptb.valid.txt").write_text("\n".join(make_text(60, 2)) + "\n")
     data = load_dataset("ptb", data_dir=tmp_path)
@@ -127,7 +113,7 @@ def test_nan_loss_from_a_poisoned_input() -> None:
     assert str(info.value).startswith("training failed (nan_loss) in epoch 1: the training loss")
 
 
-def test_nan_loss_from_a_huge_learning_rate(digits: ImageData, one_thread: None) -> None:
+def test_nan_loss_from_a_huge_learning_rate(digits: ImageData) -> None:
     arch = parse(TINY_CNN.replace("classes 10", "classes 10 lr 10"))
     model = load(arch).build_model()
     config = ImageConfig(epochs=3, lr=1e8, schedule="constant")

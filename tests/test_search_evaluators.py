@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,6 @@ from nasforge.runtime.search.evaluator import FAILED_REWARD
 from nasforge.runtime.search.evaluators import TrainEvaluator, make_evaluator
 
 TINY = "cnn input 1x8x8 classes 10; L1: conv 3x3 n8; L2: conv 3x3 n8 <- L1"
-
-
-@pytest.fixture(autouse=True)
-def keep_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -179,18 +179,14 @@ def nb201_table(tmp_path_factory: pytest.TempPathFactory) -> object:
 
 @pytest.mark.parametrize("name", ["reinforce", "ppo", "evolution", "random"])
 def test_every_strategy_resumes_to_the_uninterrupted_sequence(
-    tmp_path: Path, name: str, nb201_table: object, request: pytest.FixtureRequest
+    tmp_path: Path, name: str, nb201_table: object
 ) -> None:
     """The real strategies through the store: torch.save'd state (LSTM weights, Adam,
     baseline, generator) restored from the checkpoint BLOB proposes the same batches."""
-    import torch
     from nasforge.controller.space import load_space
     from nasforge.controller.strategy import make_strategy
 
     space = load_space("nb201")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as `nasforge search` runs its controller
-    request.addfinalizer(lambda: torch.set_num_threads(threads))
 
     def run(path: Path, executor: InProcessExecutor) -> None:
         store = TrialStore.open(path) if path.exists() else TrialStore.create(path, CONFIG)

@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 from nasforge.runtime.cli import cli
 from search_doubles import write_nb201_table
 
 TRIALS = 24
+# Waits end after this long only if something hangs: the test bounds no speed (a loaded
+# machine may take minutes), and without a bound a hang would stop the suite.
+HANG_S = 600
 COLUMNS = "id, step, slot, arch, status, reward, repeat_of, metrics, seconds, worker, finished_at"
 
 
@@ -64,12 +66,9 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
-def test_sigkill_and_resume_equals_an_uninterrupted_run(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    threads = torch.get_num_threads()  # the search sets its controller's thread count
-    request.addfinalizer(lambda: torch.set_num_threads(threads))
+def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     table = write_nb201_table(tmp_path / "nb201.csv")
     reference = tmp_path / "reference"
     # The reference evaluates in-process; the executor changes where a trial runs, not what
@@ -85,11 +84,11 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + HANG_S
     children: set[int] = set()
     while count(out) < 7:
         assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
-        assert time.monotonic() < deadline, "the search stored nothing for 120 s"
+        assert time.monotonic() < deadline, f"the search hangs: under 7 trials in {HANG_S} s"
         children |= descendants(process.pid)
         time.sleep(0.02)
     children |= descendants(process.pid)
@@ -100,7 +99,7 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(
     assert 7 <= len(before) < TRIALS, "the kill should land mid-run"
     # The fork server and trial processes notice and end: no orphan keeps a core busy.
     assert children
-    until = time.monotonic() + 10
+    until = time.monotonic() + HANG_S
     while any(alive(pid) for pid in children) and time.monotonic() < until:
         time.sleep(0.1)
     assert not [pid for pid in children if alive(pid)]

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "export": "nasforge.runtime.cli.export:export_command",
     "search": "nasforge.runtime.cli.search:search_command",
     "report": "nasforge.runtime.cli.report:report_command",
+    "examples": "nasforge.runtime.cli.examples:examples_command",
     "dashboard": "nasforge.runtime.cli.dashboard:dashboard_command",
 }
 

@@ -1,10 +1,12 @@
 """`nasforge export`: an architecture or a trained folder -> a parity-checked ONNX file.
 
 SOURCE is an architecture (a file, `-` for stdin, or --arch STRING; the generated
-model with random weights, or --weights W, a state_dict) or a `nasforge train`
+model with random weights, or --weights W, a state_dict), a `nasforge train`
 output folder (DIR/model.py, the very file trained, and DIR/weights.pt; the build
-overrides come from DIR/metrics.json). Prints the export report; exit 2 with a
-one-line message on bad input, a failed export or failed parity.
+overrides come from DIR/metrics.json) or a `nasforge search` folder (its best
+architecture, DIR/best.arch, with the best trial's kept weights, DIR/best_weights.pt;
+the build overrides come from DIR/summary.json). Prints the export report; exit 2
+with a one-line message on bad input, a failed export or failed parity.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from .input import read_arch
 WEIGHTS = "weights.pt"
 MODEL = "model.py"
 METRICS = "metrics.json"
+# A search folder's (runtime/search/outputs.py writes them; the names are repeated here so
+# that `nasforge export --help` imports nothing of the search).
+BEST_ARCH = "best.arch"
+BEST_WEIGHTS = "best_weights.pt"
+SUMMARY = "summary.json"
+STORE = "search.db"
 
 
 @click.command(short_help="Export a model to ONNX and check it against onnxruntime.")
@@ -37,7 +45,8 @@ METRICS = "metrics.json"
 @click.option(
     "--weights",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="A state_dict (torch.save) to load; default: DIR/weights.pt, or random init.",
+    help="A state_dict (torch.save) to load; default: DIR/weights.pt (a search DIR: "
+    "best_weights.pt), or random init.",
 )
 @click.option(
     "--model-arg",
@@ -75,7 +84,8 @@ def export_command(
     seed: int,
     as_json: bool,
 ) -> None:
-    """Export an architecture (FILE, `-`, --arch STRING) or a trained DIR to ONNX."""
+    """Export an architecture (FILE, `-`, --arch STRING), a trained DIR or a search DIR's
+    best (with its kept weights) to ONNX."""
     import torch
 
     from ..onnx_export import export_model
@@ -85,11 +95,15 @@ def export_command(
     torch.manual_seed(seed)
     if source is not None and arch is None and Path(source).is_dir():
         folder = Path(source)
-        ir, module = _load_folder(folder)
-        overrides = {**_recorded_overrides(folder), **overrides}
-        weights = weights or folder / WEIGHTS
+        if _is_search_folder(folder):
+            ir, module, recorded, kept = _load_search_folder(folder)
+        else:
+            ir, module = _load_folder(folder)
+            recorded, kept = _recorded_overrides(folder, METRICS, ()), folder / WEIGHTS
+        overrides = {**recorded, **overrides}
+        weights = weights or kept
         if not weights.is_file():
-            raise Failure(f"{folder} has no {WEIGHTS}; give --weights W")
+            raise Failure(f"{folder} has no {kept.name}; give --weights W")
     else:
         from nasforge.codegen import load
 
@@ -127,13 +141,44 @@ def _load_folder(folder: Path) -> tuple[object, object]:
     return parse(text, f"{path}:ARCH"), module
 
 
-def _recorded_overrides(folder: Path) -> dict[str, object]:
-    """The build_model overrides `nasforge train` recorded in DIR/metrics.json, if any."""
-    path = folder / METRICS
+def _is_search_folder(folder: Path) -> bool:
+    return not (folder / MODEL).exists() and (
+        (folder / BEST_ARCH).is_file() or (folder / STORE).is_file()
+    )
+
+
+def _load_search_folder(folder: Path) -> tuple[object, object, dict[str, object], Path]:
+    """(IR, module, build overrides, weights path) of a `nasforge search` folder's best."""
+    from nasforge.codegen import load
+    from nasforge.grammar import parse
+
+    path = folder / BEST_ARCH
+    if not path.is_file():
+        raise Failure(
+            f"the search in {folder} has no {BEST_ARCH} yet (it is running, or it was stopped "
+            "before its end: continue it with `nasforge search ... --resume`)"
+        )
+    ir = parse(path.read_text(encoding="utf-8"), str(path))
+    kept = folder / BEST_WEIGHTS
+    if not kept.is_file():
+        raise Failure(
+            f"{folder} has no {BEST_WEIGHTS} (a table search trains nothing); give --weights W, "
+            f"or export {path} with random weights"
+        )
+    return ir, load(ir), _recorded_overrides(folder, SUMMARY, ("best",)), kept
+
+
+def _recorded_overrides(folder: Path, name: str, within: tuple[str, ...]) -> dict[str, object]:
+    """The build_model overrides recorded in DIR/NAME (under the keys `within`), if any:
+    metrics.json of `nasforge train`, summary.json's best of `nasforge search`."""
+    path = folder / name
     if not path.is_file():
         return {}
     try:
-        recorded = json.loads(path.read_text(encoding="utf-8")).get("build_kwargs") or {}
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        for key in within:
+            recorded = recorded.get(key) or {}
+        recorded = recorded.get("build_kwargs") or {}
     except (OSError, ValueError, AttributeError) as err:
         raise Failure(f"cannot read {path}: {err}") from None
     if not isinstance(recorded, dict):

@@ -1,4 +1,10 @@
-"""The search's progress on stderr: a live bar on a terminal, else a line per step."""
+"""The search's progress on stderr: a live bar on a terminal, else plain lines.
+
+The best so far is shown as its reward and what the reward was computed from (the
+validation accuracy, or a language model's perplexity). Without a terminal, `say`
+prints what the search is doing before its first step ends (data loaded, workers
+starting), then a line per step.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +15,22 @@ from typing import Any
 import click
 
 
+def live_bar(enabled: bool) -> bool:
+    """Whether the progress is a live bar (a terminal) rather than plain lines."""
+    return enabled and sys.stderr.isatty()
+
+
 class SearchProgress:
     """A live progress bar (trials done, best reward, ETA) on a terminal, else a line per step."""
 
     def __init__(
-        self, total: int, done: int, best: float | None, *, enabled: bool, unit: str = "step"
+        self, total: int, done: int, best: Any, *, enabled: bool, unit: str = "step"
     ) -> None:
         self.unit = unit  # "round" for the Ray backend's replica rounds
         self.total = total
         self.done = done
-        self.best = best  # the best reward stored so far
-        self.live = enabled and sys.stderr.isatty()
+        self.best = best  # the best trial stored so far (a TrialRecord), or None
+        self.live = live_bar(enabled)
         self.rewards: list[float] = []
         self.began = time.perf_counter()
         self._bar: Any = None
@@ -58,13 +69,25 @@ class SearchProgress:
             self._bar.__exit__(*exc)
 
     def _best_text(self) -> str:
-        return "-" if self.best is None else f"{self.best:.4f}"
+        from ..search.report import validation_text
+
+        if self.best is None:
+            return "-"
+        return f"{self.best.reward:.4f} ({validation_text(self.best.metrics)})"
+
+    def say(self, line: str) -> None:
+        """Print `line` when the progress is plain lines (a live bar shows the state)."""
+        if not self.live:
+            click.echo(line, err=True)
 
     def trial(self, record: Any) -> None:
         self.done += 1
         self.rewards.append(record.reward)
-        if record.status == "ok" and (self.best is None or record.reward > self.best):
-            self.best = record.reward
+        if record.status == "ok" and (self.best is None or record.reward > self.best.reward):
+            self.best = record
+        if len(self.rewards) == 1:  # the first result of this run: the workers are up
+            elapsed = time.perf_counter() - self.began
+            self.say(f"first trial done ({record.status}) after {elapsed:.0f} s")
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done, best=self._best_text())
 

@@ -1,8 +1,9 @@
 """`nasforge report DIR`: print a search's report and redraw its files, from the store alone.
 
-Works on a finished search, a running one (the store is read while it is written)
-and a killed one. Rewrites DIR/report.md and DIR/rewards.png. Exit 2 when DIR holds
-no search.
+Works on a finished search, a running one (the store is read while it is written),
+a killed one and one on read-only media: the store is opened read-only and never
+written. Rewrites DIR/report.md and DIR/rewards.png where it can. Exit 2 when DIR holds
+no search or a damaged store (the message says how to salvage what is readable).
 """
 
 from __future__ import annotations
@@ -37,10 +38,19 @@ def report_command(out_dir: Path, top: int) -> None:
             f"{out_dir} ...` first"
         )
     try:
-        with TrialStore.open(path) as store:
+        with TrialStore.open_readonly(path) as store:
             report = build_report(store, top=top, outputs=read_outputs(out_dir))
     except StoreError as err:
         raise Failure(str(err)) from None
-    text_path, plot_path = write_report(out_dir, report)
+    try:
+        text_path, plot_path = write_report(out_dir, report)
+    except OSError as err:  # read-only media, a full disk: the report is printed anyway
+        click.echo(render(report), nl=False)
+        click.echo(
+            f"nasforge: {out_dir} is read-only or full ({err.strerror or err}): report.md and "
+            "rewards.png not rewritten",
+            err=True,
+        )
+        return
     click.echo(render(report), nl=False)
     click.echo(f"wrote {text_path} and {plot_path}", err=True)

@@ -10,7 +10,9 @@ best_model.onnx, report.md, rewards.png and summary.json.
 
 Exit status: 0 done; 130 interrupted (Ctrl-C; --resume continues); 2 bad input
 (unknown space, strategy or dataset, a missing table, --resume without a search in
-DIR, DIR holding a different search).
+DIR, DIR holding a different search, a new search into a folder holding other files),
+a store that cannot be used (damaged, refused checkpoint, read-only, another search
+running in DIR) or a full disk (the stored trials are intact; --resume continues).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from nasforge.controller.space import space_names
 from nasforge.controller.strategy import STRATEGIES
 
 from ..choices import DATASET_NAMES, DEVICE_CHOICES
 from ..search.config import BACKENDS, EVALUATORS, EXECUTORS, SearchConfig
+from . import Failure
 from .dashboard import beside, dashboard_options, pop_dashboard_options
 from .input import parse_pairs
 
@@ -30,7 +34,12 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 
 
 @click.command(short_help="Search a space for the best architecture (durable, resumable).")
-@click.option("--space", required=True, help="A search space name (or a .toml file).")
+@click.option(
+    "--space",
+    required=True,
+    help=f"A built-in search space ({', '.join(space_names())}) or the path of a space file "
+    "(.toml; its format: 'Search spaces' in grammar/README.md).",
+)
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), help="The train evaluator's data set.")
 @click.option("--trials", required=True, type=click.IntRange(min=1), help="Proposals in all.")
 @click.option(
@@ -181,12 +190,14 @@ def search_command(
     """Search --space with --strategy, evaluating children with --evaluator."""
     from ..search.build import build_search
     from ..search.outputs import WEIGHTS_DIR, WeightsKeeper, write_outputs
-    from ..search.report import build_report, render, write_report
-    from .progress import SearchProgress
+    from ..search.report import PLOT_FILE, REPORT_FILE, build_report, render, write_report
+    from .progress import SearchProgress, live_bar
 
     dashboard = pop_dashboard_options(given)
     options = parse_pairs(given.pop("options"), "--option", "lr=0.01", allow_none=True)
     config = SearchConfig.create(**given, options=options)
+    if not live_bar(not no_progress):
+        click.echo(f"nasforge search: preparing {_preparing(config)}", err=True)
     search = build_search(config, out_dir, resume=resume)
     config, store = search.config, search.store
     try:
@@ -194,9 +205,9 @@ def search_command(
         if resume:
             click.echo(f"resuming the search in {out_dir}: {done} trials are stored", err=True)
         keeper = WeightsKeeper(out_dir / WEIGHTS_DIR, store.trials())
-        best = keeper.best.reward if keeper.best is not None else None
         unit = "round" if config.asynchronous else "step"
-        bar = SearchProgress(config.trials, done, best, enabled=not no_progress, unit=unit)
+        bar = SearchProgress(config.trials, done, keeper.best, enabled=not no_progress, unit=unit)
+        bar.say(_ready(search))
         try:
             with beside(out_dir, dashboard), bar as progress:
                 result = search.run(hooks=[keeper], on_trial=progress.trial, on_step=progress.step)
@@ -214,13 +225,57 @@ def search_command(
                 f"({result.reused} of {reopened} reused, not re-run)",
                 err=True,
             )
-        outputs = write_outputs(out_dir, store, search.data(), onnx=not no_onnx)
-        report = build_report(store, top=top, outputs=outputs)
-        write_report(out_dir, report)
+        try:
+            outputs = write_outputs(out_dir, store, search.data(), onnx=not no_onnx)
+            report = build_report(store, top=top, outputs=outputs)
+            store.record_outputs([REPORT_FILE, PLOT_FILE])
+            write_report(out_dir, report)
+        except OSError as err:  # a full disk, most likely: the trials are safe in the store
+            raise Failure(
+                f"cannot write the search's files in {out_dir} ({err.strerror or err}); its "
+                f"{store.count()} trials are stored in {store.path}: free some space and run "
+                "the same command with --resume to write them"
+            ) from None
     finally:
         search.close()
     click.echo(render(report))
     _say_what_was_written(out_dir, outputs, result.seconds)
+
+
+def _preparing(config: SearchConfig) -> str:
+    """What the search is about to load, for the first line."""
+    if config.evaluator == "table":
+        evaluated = f"looked up in {config.table}"
+    else:
+        evaluated = f"trained {config.epochs} epoch(s) on {config.dataset} (loading it now)"
+    return (
+        f"space {config.space}, strategy {config.strategy}, {config.trials} trials, each "
+        f"{evaluated}"
+    )
+
+
+def _ready(search: Any) -> str:
+    """What happens next, once the data is loaded: the workers start, the first step runs."""
+    config = search.config
+    data = search.data()
+    loaded = f"data set loaded: {data.description}; " if data is not None else ""
+    if config.asynchronous:
+        running = (
+            f"{config.replicas} controller replica(s) on Ray start, each training "
+            f"{config.children} children a round"
+        )
+    elif config.backend == "ray":
+        running = f"each step sends {config.batch} architectures to Ray as tasks"
+    elif config.inline:
+        running = f"each step evaluates {config.batch} architectures in this process"
+    else:
+        threads = getattr(search.evaluator, "threads", None)
+        running = (
+            f"starting {config.workers} worker process(es) (each imports torch once); each "
+            f"step evaluates {config.batch} architectures, {config.workers} at a time"
+            + (f", {threads} torch thread(s) each" if threads else "")
+        )
+    return f"{loaded}{running}"
 
 
 def _say_what_was_written(out_dir: Path, outputs: dict[str, str], seconds: float) -> None:

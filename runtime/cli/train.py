@@ -5,8 +5,14 @@ weights.pt (the state_dict, on the CPU), metrics.json (per-epoch metrics, reward
 dataset, the canonical architecture, parameters, seconds, device, seed, the build
 overrides), vocab.txt for language models, and with --onnx model.onnx.
 
+A folder that holds an earlier run's outputs is refused unless --overwrite, which
+removes those files (only the ones train writes) before the new ones are written, so no
+stale model.onnx stays beside new weights. Torch threads: --threads, else the usable
+cores (one training process); metrics.json records the count.
+
 Exit status: 0 trained; 1 the child failed to train (metrics.json records why);
-2 bad input (architecture, dataset, device, options), with a one-line message.
+2 bad input (architecture, dataset, device, options, an earlier run in --out), with a
+one-line message.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from . import Failure
 from .input import parse_pairs, read_arch
 
 METRICS_VERSION = 1
+# Everything train may write into --out; an earlier run's copies are removed by --overwrite.
+OUTPUTS = ("metrics.json", "model.onnx", "model.py", "vocab.txt", "weights.pt")
 
 
 class TrainingFailure(Failure):
@@ -85,7 +93,14 @@ def _write_json(path: Path, payload: dict[str, object]) -> None:
     help="auto picks cuda when available.",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds torch, numpy, random.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an earlier run's outputs in --out (removed first)."
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads for torch (default: the usable cores).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: 64 images / 20 sequences.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override the recipe's lr.")
 @click.option("--workers", default=0, type=click.IntRange(min=0), help="DataLoader workers.")
@@ -106,6 +121,7 @@ def train_command(
     epochs: int,
     out_dir: Path,
     onnx: bool,
+    overwrite: bool,
     device: str,
     seed: int,
     threads: int | None,
@@ -123,12 +139,20 @@ def train_command(
     from ..train import build_kwargs, check_compatible, train_arch
 
     began = time.perf_counter()
+    earlier = _earlier_outputs(out_dir)
+    if earlier and not overwrite:
+        raise Failure(
+            f"{out_dir} already holds a `nasforge train` run ({', '.join(earlier)}); add "
+            "--overwrite to replace it, or choose another --out"
+        )
     ir = read_arch(source, arch)
     overrides = parse_model_args(model_args)
     torch_device = resolve_device(device)
     set_threads(threads)
     data = load_dataset(dataset, data_dir=data_dir, download=download, seed=seed)
     check_compatible(ir, data)
+    for name in earlier:  # only now: a refused input leaves the earlier run as it was
+        (out_dir / name).unlink(missing_ok=True)
     model_path = _write_model(ir, out_dir)
     record = _record(ir, dataset, data, build_kwargs(ir, data, **overrides), torch_device, seed)
 
@@ -158,6 +182,11 @@ def train_command(
         + ", ".join(str(out_dir / name) for name in written),
         err=True,
     )
+
+
+def _earlier_outputs(out_dir: Path) -> list[str]:
+    """The names of train's outputs that out_dir already holds."""
+    return [name for name in OUTPUTS if (out_dir / name).exists()]
 
 
 def _write_model(ir: object, out_dir: Path) -> Path:
@@ -208,7 +237,7 @@ def _record(
         "build_kwargs": kwargs,
         "device": str(device),
         "seed": seed,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(),  # as set_threads left it
         "torch": torch.__version__,
         "python": platform.python_version(),
     }

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from nasforge.runtime.search.build import STORE_FILE
-from nasforge.runtime.search.store import SCHEMA_VERSION, StoreError
+from nasforge.runtime.search.store import SCHEMA_VERSION, StoreError, TrialStore
 
 TRIAL_COLUMNS = (
     "id, step, slot, arch, status, repeat_of, reward, metrics, parameters, macs, seconds, "
@@ -125,24 +125,33 @@ class StoreReader:
         return self._db
 
     def _check_meta(self) -> None:
-        """The store's config; the same errors as `TrialStore.open` (and `nasforge report`)."""
+        """The store's config; a store this cannot read is refused with the words of
+        `TrialStore.open_readonly` (those of `nasforge report`)."""
         try:
             rows = dict(self._connection().execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.Error as err:
+            config = json.loads(rows["config"])
+            usable = int(rows["schema"]) == SCHEMA_VERSION and isinstance(config, dict)
+        except (sqlite3.Error, KeyError, ValueError):
+            usable = False
+        if not usable:
             self.close()
-            raise StoreError(f"{self.path} is not a nasforge trial store ({err})") from None
-        if "config" not in rows or "schema" not in rows:
-            self.close()
-            raise StoreError(f"{self.path} is not a nasforge trial store (no config)")
-        if int(rows["schema"]) != SCHEMA_VERSION:
-            self.close()
-            raise StoreError(
-                f"{self.path} has store schema {rows['schema']}; this nasforge reads "
-                f"{SCHEMA_VERSION}"
-            )
-        self._config = json.loads(rows["config"])
+            raise self._refusal()
+        self._config = config
         created = rows.get("created_at")
         self._created_at = float(created) if created is not None else None
+
+    def _refusal(self) -> StoreError:
+        """Why the store cannot be read, as the store's own checks say it.
+
+        Only for a store this reader could not use: a file that is not SQLite, or not in
+        WAL mode, gets no -wal or -shm file from a read-only open."""
+        try:
+            TrialStore.open_readonly(self.path).close()
+        except StoreError as err:
+            return err
+        except sqlite3.Error as err:
+            return StoreError(f"{self.path} is not a nasforge trial store ({err})")
+        return StoreError(f"{self.path} is not a nasforge trial store (unreadable meta)")
 
     # --- reading ------------------------------------------------------------------
 

@@ -9,15 +9,15 @@ store before a Ray cluster is started for it.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, SearchConfig
+from .lock import LOCK_FILE, SearchLock, check_unlocked
 from .loop import SearchError, SearchResult, StepCallback, TrialCallback
-from .outputs import WEIGHTS_DIR
+from .outputs import OUTPUT_FILES, WEIGHTS_DIR
 
 STORE_FILE = "search.db"
 
@@ -33,6 +33,7 @@ class Search:
     executor: Any  # an Executor; a null context when Ray's replicas run the children
     store: Any
     connected_ray: bool = False  # this process started or joined Ray, and leaves it at close
+    lock: SearchLock | None = None  # one search writes the folder at a time
 
     def run(
         self,
@@ -69,7 +70,12 @@ class Search:
         return self.evaluator.data() if isinstance(self.evaluator, TrainEvaluator) else None
 
     def close(self) -> None:
+        """Release the store (its WAL checkpointed into search.db first, so that the file
+        alone holds every trial), the folder's lock and the Ray this search started."""
+        self.store.checkpoint_wal()
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
         if self.connected_ray:
             import ray
 
@@ -127,6 +133,7 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
         table=config.table,
         weights_dir=out_dir / WEIGHTS_DIR,
     )
+    check_space_fits(config, space, evaluator)
     import torch
 
     # The controller is tiny (an LSTM of 35 units): more threads only spin against the
@@ -137,9 +144,10 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
     if config.asynchronous:
         _check_shards(config, strategy)
     store = None
-    if resume:
-        store, config = open_store(path, config, resume=True)
+    lock = SearchLock.acquire(out_dir)  # after what can fail on bad input: see the docstring
     try:
+        if resume:
+            store, config = open_store(path, config, resume=True)
         connected = config.backend == "ray" and connect_ray(config.address)
         executor = contextlib.nullcontext() if config.asynchronous else _executor(config, evaluator)
         if store is None:
@@ -147,21 +155,87 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
     except BaseException:
         if store is not None:
             store.close()
+        lock.release()
         raise
-    return Search(config, space, strategy, evaluator, executor, store, connected)
+    return Search(config, space, strategy, evaluator, executor, store, connected, lock)
+
+
+def check_space_fits(config: SearchConfig, space: Any, evaluator: Any) -> None:
+    """ConfigError unless the space's architectures can train on the train evaluator's data
+    set (its input shape, class count and family), before any trial: the space's first
+    architecture stands for all of them, and the data set is the one the evaluator loaded."""
+    from .evaluators import TrainEvaluator
+
+    if not isinstance(evaluator, TrainEvaluator):
+        return
+    from ..data import ImageData
+    from ..errors import IncompatibleData
+    from ..train import check_compatible
+
+    depth = space.depth_at(0)
+    ir = space.to_arch([0] * len(space.slots(depth)), depth)
+    data = evaluator.data()
+    try:
+        check_compatible(ir, data)
+    except IncompatibleData as err:
+        head = f"--space {config.space} cannot train on --dataset {config.dataset}"
+        if ir.family == "rnn" or not isinstance(data, ImageData):
+            raise ConfigError(f"{head}: {err}") from None
+        wanted = f"input {_shape(data.input_shape)} and {data.classes} classes"
+        raise ConfigError(
+            f"{head}: the space's architectures take input {_shape(ir.input_shape)} and "
+            f"{ir.classes} classes, {data.name}'s images are {_shape(data.input_shape)} in "
+            f"{data.classes} classes; choose a space with {wanted} (a space file with "
+            f"input = [{', '.join(map(str, data.input_shape))}] and classes = {data.classes}: "
+            "'Search spaces' in grammar/README.md), or a data set that fits the space"
+        ) from None
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(str(n) for n in shape)
 
 
 def check_folder(path: Path, resume: bool) -> None:
-    """A new search needs a folder without a store; --resume needs one with a store."""
-    if not resume and path.exists():
+    """A new search needs a new or empty folder (so that it never overwrites or removes a
+    file it did not write); --resume needs one with a store. Neither while another
+    search holds the folder."""
+    folder = path.parent
+    if folder.is_dir():
+        check_unlocked(folder)
+    _check_contents(path, resume)
+
+
+def _check_contents(path: Path, resume: bool) -> None:
+    folder = path.parent
+    if not resume and path.exists() and not _empty_file(path):
         raise ConfigError(
-            f"{path.parent} already holds a search ({path.name}); add --resume to continue "
+            f"{folder} already holds a search ({path.name}); add --resume to continue "
             "it, or choose another --out"
         )
+    if not resume and folder.is_dir():
+        foreign = sorted(
+            entry.name + ("/" if entry.is_dir() else "")
+            for entry in folder.iterdir()
+            if entry.name != LOCK_FILE and entry != path
+        )
+        if foreign:
+            more = f" and {len(foreign) - 8} more" if len(foreign) > 8 else ""
+            shown = ", ".join(foreign[:8]) + more
+            raise ConfigError(
+                f"{folder} holds files this search did not write ({shown}); a new search "
+                "starts in a new or empty folder, so that it never overwrites or removes "
+                "them: choose another --out"
+            )
     if resume and not path.is_file():
         raise ConfigError(
-            f"--resume: there is no search to resume in {path.parent} (no {path.name})"
+            f"--resume: there is no search to resume in {folder} (no {path.name})"
         )
+
+
+def _empty_file(path: Path) -> bool:
+    """An empty search.db is no search yet: SQLite creates the file empty when a reader
+    (a progress poller, say) opens a store that does not exist yet."""
+    return path.is_file() and path.stat().st_size == 0
 
 
 def open_store(path: Path, config: SearchConfig, *, resume: bool) -> tuple[Any, SearchConfig]:
@@ -170,7 +244,7 @@ def open_store(path: Path, config: SearchConfig, *, resume: bool) -> tuple[Any, 
     search (batch: the stored one when not given, so resuming with more workers just works)."""
     from .store import StoreError, TrialStore
 
-    check_folder(path, resume)
+    _check_contents(path, resume)  # again: the folder may have changed while it was unlocked
     if not resume:
         config = replace(config, batch=config.batch or config.workers)
         try:
@@ -178,16 +252,48 @@ def open_store(path: Path, config: SearchConfig, *, resume: bool) -> tuple[Any, 
         except StoreError as err:
             raise ConfigError(str(err)) from None
     store = TrialStore.open(path)
-    stored = store.config
-    config = replace(config, batch=config.batch or stored.get("batch"))
-    differences = config.resume_differences(stored)
-    if differences:
+    try:
+        stored = store.config
+        config = replace(config, batch=config.batch or stored.get("batch"))
+        differences = config.resume_differences(stored)
+        if differences:
+            raise ConfigError(
+                f"--resume: {path.parent} holds a different search: " + "; ".join(differences)
+            )
+        _check_readable(store)
+        if store.outputs_unrecorded:
+            _adopt_outputs(store)
+        store.set_config({**stored, **config.stored()})
+    except BaseException:
         store.close()
-        raise ConfigError(
-            f"--resume: {path.parent} holds a different search: " + "; ".join(differences)
-        )
-    store.set_config({**stored, **config.stored()})
+        raise
     return store, config
+
+
+def _check_readable(store: Any) -> None:
+    """Every row a resumed search reads, read now: a damaged row or a refused checkpoint
+    stops the resume before it writes anything."""
+    from .store import StoreError
+
+    try:
+        store.verify()
+    except StoreError as err:
+        folder = store.path.parent
+        raise StoreError(
+            f"--resume: {err}. This search cannot be continued; the trials it holds stay "
+            f"readable with `nasforge report {folder}`, and a new search can start in "
+            "another --out"
+        ) from None
+
+
+def _adopt_outputs(store: Any) -> None:
+    """A store from before nasforge recorded its outputs: the search's own files in its
+    folder, by their names, are taken as written by it (as that nasforge did)."""
+    from .report import PLOT_FILE, REPORT_FILE
+
+    folder = store.path.parent
+    names = [*OUTPUT_FILES, REPORT_FILE, PLOT_FILE]
+    store.record_outputs([name for name in names if (folder / name).is_file()])
 
 
 def child_resources(config: SearchConfig) -> Any:
@@ -247,20 +353,16 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _threads(config: SearchConfig) -> int:
-    """CPU threads per trial: as given, else a Ray child's CPUs, else cores / workers."""
+    """CPU threads per trial: as given, else a Ray child's CPUs, else the usable cores
+    shared out among the trials that run at once (one, inline)."""
+    from ..devices import default_threads
+
     if config.threads:
         return config.threads
     if config.backend == "ray":
         return max(1, int(config.cpus_per_child or 1))
-    return max(1, _cores() // config.workers)
+    return default_threads(1 if config.inline else config.workers)
 
 
 def _make_strategy(config: SearchConfig, space: Any) -> Any:

@@ -104,7 +104,7 @@ class TrainEvaluator(Evaluator):
         from ..devices import resolve_device, set_threads
         from ..errors import TrainingFailed
 
-        set_threads(self.threads)
+        threads = set_threads(self.threads)
         device = resolve_device(self.device)
         ir = parse(arch, "<trial>")
         data = self.data()
@@ -132,7 +132,11 @@ class TrainEvaluator(Evaluator):
                 reason=err.reason,
                 epoch=err.epoch,
             )
-        metrics: dict[str, Any] = {"epochs": result.metrics, "device": result.device}
+        metrics: dict[str, Any] = {
+            "epochs": result.metrics,
+            "device": result.device,
+            "threads": threads,
+        }
         if self.weights_dir is not None:
             metrics["weights"] = self._save_weights(arch, result.model)
         return Outcome(

@@ -83,7 +83,9 @@ def run_search(
         stored: dict[int, TrialRecord] = {}
         store.save_checkpoint(0, min(batch, trials), 1, dump_state(strategy.state_dict()))
     else:
-        strategy.load_state_dict(load_state(checkpoint.state))
+        strategy.load_state_dict(
+            load_state(checkpoint.state, f"the controller checkpoint of step {checkpoint.step}")
+        )
         step, first = checkpoint.step, checkpoint.first_trial
         stored = {t.slot: t for t in store.trials(step=step)}
         resumed_from = step

@@ -6,17 +6,23 @@ The train evaluator saves every trained child's weights under DIR/weights/;
 holds one set of weights however long the search runs. A failed ONNX export is
 reported and recorded (summary.json, report.md), never raised: the search itself
 succeeded.
+
+A search replaces or removes only files it wrote itself: each output is recorded in the
+store (`TrialStore.record_outputs`) before it is written, and a child's weights are named
+by its trial's metrics.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import shutil
 import traceback
 from pathlib import Path
 from typing import Any
 
-from .report import best_trial
+from .report import best_summary, best_trial
 from .store import TrialRecord, TrialStore
 
 WEIGHTS_DIR = "weights"
@@ -25,6 +31,8 @@ BEST_ARCH = "best.arch"
 BEST_MODEL = "best_model.py"
 BEST_ONNX = "best_model.onnx"
 BEST_WEIGHTS = "best_weights.pt"
+# Every file write_outputs may write, as it names them in the store before writing.
+OUTPUT_FILES = (BEST_ARCH, BEST_MODEL, BEST_ONNX, BEST_WEIGHTS, SUMMARY_FILE)
 
 
 class WeightsKeeper:
@@ -63,12 +71,15 @@ def write_outputs(
     from nasforge.codegen import generate, load_file
     from nasforge.grammar import parse, to_text
 
-    best = best_trial(store.trials())
+    trials = store.trials()
+    best = best_trial(trials)
     outputs: dict[str, str] = {}
+    store.record_outputs([SUMMARY_FILE, f"{SUMMARY_FILE}.part"])
     if best is None:
         outputs["best files"] = "none written: no trial succeeded"
         _write_summary(out_dir, None, outputs)
         return outputs
+    store.record_outputs([BEST_ARCH, BEST_MODEL])
     ir = parse(best.arch, f"trial {best.id}")
     header = f"# The best architecture of this search: trial {best.id}, reward {best.reward:.6f}\n"
     (out_dir / BEST_ARCH).write_text(header + to_text(ir) + "\n", encoding="utf-8")
@@ -76,7 +87,7 @@ def write_outputs(
     model_path.write_text(generate(ir), encoding="utf-8")
     outputs[BEST_ARCH] = f"trial {best.id} (canonical text)"
     outputs[BEST_MODEL] = "generated PyTorch file"
-    weights = _keep_best_weights(out_dir, best)
+    weights = _keep_best_weights(out_dir, best, store)
     if weights is not None:
         outputs[BEST_WEIGHTS] = "the best trial's trained state_dict"
     kwargs: dict[str, Any] = {}
@@ -85,16 +96,43 @@ def write_outputs(
 
         kwargs = build_kwargs(ir, data)
     if onnx:
+        store.record_outputs([BEST_ONNX])
         outputs[BEST_ONNX] = _export(out_dir, ir, load_file(model_path), weights, kwargs)
     else:
-        (out_dir / BEST_ONNX).unlink(missing_ok=True)  # an earlier best's, if any
+        _remove_own(out_dir, BEST_ONNX, store)  # an earlier best's, if any
         outputs[BEST_ONNX] = "not exported (--no-onnx)"
-    _write_summary(out_dir, best, outputs)
-    shutil.rmtree(out_dir / WEIGHTS_DIR, ignore_errors=True)  # the best's are kept
+    # build_kwargs: what `nasforge export DIR` builds best_model.py with.
+    _write_summary(out_dir, {**best_summary(best, store.config), "build_kwargs": kwargs}, outputs)
+    _remove_children_weights(out_dir / WEIGHTS_DIR, trials)  # the best's are kept
     return outputs
 
 
-def _keep_best_weights(out_dir: Path, best: TrialRecord) -> Path | None:
+def _remove_own(out_dir: Path, name: str, store: TrialStore) -> None:
+    """Remove DIR/name if this search wrote it (recorded in its store); else leave it."""
+    if name in store.outputs():
+        (out_dir / name).unlink(missing_ok=True)
+
+
+# A child's weights file, and the partial file it renames (evaluators.py): a trial that
+# was killed before it was stored leaves one, which no trial names.
+_CHILD_WEIGHTS = re.compile(r"\.?[0-9a-f]{20}\.pt(\.[0-9]+\.part)?")
+
+
+def _remove_children_weights(folder: Path, trials: list[TrialRecord]) -> None:
+    """Remove the weights the search's children saved (named by their trials, or by the
+    evaluator's own pattern), then the folder if that left it empty: anything else in it
+    is not the search's."""
+    names = {str(t.metrics.get("weights")) for t in trials if t.metrics.get("weights")}
+    if folder.is_dir():
+        names |= {p.name for p in folder.iterdir() if _CHILD_WEIGHTS.fullmatch(p.name)}
+    for name in names:
+        if Path(name).name == name:
+            (folder / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _keep_best_weights(out_dir: Path, best: TrialRecord, store: TrialStore) -> Path | None:
     """Copy the best trial's weights to DIR/best_weights.pt; its path, or None.
 
     A copy, not a move: DIR/weights/ is removed only after summary.json names the best
@@ -104,13 +142,14 @@ def _keep_best_weights(out_dir: Path, best: TrialRecord) -> Path | None:
     kept = out_dir / BEST_WEIGHTS
     if best.metrics.get("weights") and source.is_file():
         partial = kept.with_suffix(".part")
+        store.record_outputs([BEST_WEIGHTS, partial.name])
         shutil.copyfile(source, partial)
         partial.replace(kept)
         return kept
-    if kept.is_file():
+    if kept.is_file() and BEST_WEIGHTS in store.outputs():  # else not the search's
         if _recorded_best(out_dir) == best.id:
             return kept  # copied there by an earlier end of this search
-        kept.unlink()  # an earlier best's: stale
+        _remove_own(out_dir, BEST_WEIGHTS, store)  # an earlier best's: stale
     return None
 
 
@@ -127,6 +166,7 @@ def _export(
         torch.manual_seed(0)
         model = module.build_model(**build_kwargs)
         if weights is not None:
+            # The folder may come from elsewhere: the weights-only loader runs no code.
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         report = export_model(model, ir, path)
     except Exception as err:  # any failure of the export: say so, keep the search's results
@@ -142,10 +182,10 @@ def _export(
     )
 
 
-def _write_summary(out_dir: Path, best: TrialRecord | None, outputs: dict[str, str]) -> None:
+def _write_summary(out_dir: Path, best: dict[str, Any] | None, outputs: dict[str, str]) -> None:
     payload: dict[str, Any] = {"outputs": outputs}
     if best is not None:
-        payload["best"] = {"trial": best.id, "reward": best.reward, "arch": best.arch}
+        payload["best"] = best
     partial = out_dir / f"{SUMMARY_FILE}.part"
     partial.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     partial.replace(out_dir / SUMMARY_FILE)  # never half a summary

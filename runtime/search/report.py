@@ -5,6 +5,11 @@ written to DIR/report.md); `plot_rewards` draws reward over trials to a PNG with
 matplotlib's Agg backend (no display needed). "Improving" is measured plainly:
 the mean reward of the first quarter of the trials against the last quarter
 (repeats count: they are what the controller chose to sample).
+
+Beside each reward stands what it was computed from (`validation`): the validation
+accuracy of an image child (the reward is its cube), a language model's validation
+perplexity, the table's 12-epoch validation accuracy. The table evaluator's seconds
+are the table's simulated training cost, and are labelled so.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..rewards import ACCURACY_WINDOW
 from .store import TrialRecord, TrialStore
 
 REPORT_FILE = "report.md"
@@ -49,6 +55,50 @@ class Report:
         if quarter == 0:
             return None
         return _mean(rewards[:quarter]), _mean(rewards[-quarter:])
+
+
+def validation(metrics: dict[str, Any]) -> tuple[str, float] | None:
+    """What a trial's reward was computed from: ("val_acc", the best validation accuracy of
+    the reward's window, 0 to 1) for an image child or a table row, ("val_ppl", the lowest
+    validation perplexity) for a language model; None when its metrics hold neither."""
+    if "valid12" in metrics:  # the table holds percentages
+        return "val_acc", float(metrics["valid12"]) / 100.0
+    rows = [row for row in metrics.get("epochs") or () if isinstance(row, dict)]
+    accuracies = [float(row["val_acc"]) for row in rows if "val_acc" in row]
+    if accuracies:
+        return "val_acc", max(accuracies[-ACCURACY_WINDOW:])
+    perplexities = [float(row["val_ppl"]) for row in rows if "val_ppl" in row]
+    if perplexities:
+        return "val_ppl", min(perplexities)
+    return None
+
+
+def validation_text(metrics: dict[str, Any]) -> str:
+    """`val acc 97.33%`, `val ppl 112.4`, or `-`."""
+    found = validation(metrics)
+    if found is None:
+        return "-"
+    key, value = found
+    return f"val acc {value:.2%}" if key == "val_acc" else f"val ppl {value:.1f}"
+
+
+def simulated(config: dict[str, Any]) -> bool:
+    """True when the trials' seconds are the table's recorded cost, not time spent."""
+    return config.get("evaluator") == "table"
+
+
+def best_summary(best: TrialRecord, config: dict[str, Any]) -> dict[str, Any]:
+    """summary.json's record of the best trial: its reward, what the reward was computed
+    from, and its seconds (`simulated_seconds` for the table evaluator)."""
+    found = validation(best.metrics)
+    seconds_key = "simulated_seconds" if simulated(config) else "seconds"
+    return {
+        "trial": best.id,
+        "reward": best.reward,
+        **({} if found is None else {found[0]: found[1]}),
+        seconds_key: best.seconds,
+        "arch": best.arch,
+    }
 
 
 def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
@@ -91,10 +141,16 @@ def render(report: Report) -> str:
     n = len(report.trials)
     evaluated = report.evaluated
     seconds = sum(t.seconds or 0.0 for t in evaluated)
+    time_text = (
+        f"simulated evaluation time {seconds:,.1f} s (the table's training times, summed "
+        "over trials; not time spent)"
+        if simulated(config)
+        else f"evaluation time {seconds:,.1f} s (summed over trials)"
+    )
     lines.append(
         f"- trials: {n:,} of {config.get('trials', n):,}; {len(evaluated):,} distinct "
         f"architectures evaluated, {n - len(evaluated):,} repeats (not re-evaluated), "
-        f"{len(report.failed):,} failed; evaluation time {seconds:,.1f} s (summed over trials)"
+        f"{len(report.failed):,} failed; {time_text}"
     )
     if config.get("backend") == "ray":
         lines.append(_distributed(config, report.staleness))
@@ -110,19 +166,25 @@ def render(report: Report) -> str:
     if best is None:
         lines.append("- best: none (no trial succeeded)")
     else:
-        lines.append(f"- best: trial {best.id}, reward {best.reward:.6f}: {best.arch}")
+        lines.append(
+            f"- best: trial {best.id}, reward {best.reward:.6f} "
+            f"({validation_text(best.metrics)}): {best.arch}"
+        )
     for key, value in report.outputs.items():
         lines.append(f"- {key}: {value}")
     lines += ["", f"## Top {len(report.top)}", ""]
     if report.top:
+        seconds_head = "simulated seconds" if simulated(config) else "seconds"
         lines.append(
-            "| rank | trial | reward | parameters | multiply-adds | seconds | architecture |"
+            "| rank | trial | reward | validation | parameters | multiply-adds | "
+            f"{seconds_head} | architecture |"
         )
-        lines.append("|---:|---:|---:|---:|---:|---:|---|")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|---|")
         for rank, t in enumerate(report.top, start=1):
             lines.append(
-                f"| {rank} | {t.id} | {t.reward:.6f} | {_count(t.parameters)} | "
-                f"{_count(t.macs)} | {_seconds(t.seconds)} | `{t.arch}` |"
+                f"| {rank} | {t.id} | {t.reward:.6f} | {validation_text(t.metrics)} | "
+                f"{_count(t.parameters)} | {_count(t.macs)} | {_seconds(t.seconds)} | "
+                f"`{t.arch}` |"
             )
     else:
         lines.append("(no successful trial)")

@@ -102,6 +102,58 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
+def same_padding(x: torch.Tensor, kernel: int, stride: int) -> list[int]:
+    """TensorFlow's SAME padding of a window over x, as (left, right, top, bottom): the
+    output size is ceil(size / stride), and an odd total puts the extra pixel after."""
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):
+        total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+        pads += [total // 2, total - total // 2]
+    return pads
+
+
+class SameConv2d(nn.Conv2d):
+    """A convolution padded as TensorFlow's SAME from its input's size (slim's strided
+    separable convs)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = same_padding(x, self.kernel_size[0], self.stride[0])
+        return super().forward(F.pad(x, pad))
+
+
+class SameAvgPool2d(nn.Module):
+    """Average pooling padded as TensorFlow's SAME (slim's strided avg_pool); each
+    average counts only the input pixels in its window."""
+
+    def __init__(self, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = same_padding(x, self.kernel, self.stride)
+        total = F.avg_pool2d(F.pad(x, pad), self.kernel, self.stride)
+        # The same pooling over ones that are zero in the padding: the share of each
+        # window inside the input.
+        inside = F.pad(torch.ones_like(x[:1, :1]), pad)
+        return total / F.avg_pool2d(inside, self.kernel, self.stride)
+
+
+class SameMaxPool2d(nn.Module):
+    """Max pooling padded as TensorFlow's SAME (slim's strided max_pool)."""
+
+    def __init__(self, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = same_padding(x, self.kernel, self.stride)
+        return F.max_pool2d(
+            F.pad(x, pad, value=float("-inf")), self.kernel, self.stride
+        )
+
+
 class SepConv(nn.Sequential):
     """Twice ReLU -> depthwise kxk conv -> pointwise 1x1 conv -> batch norm; only the
     first depthwise conv strides.
@@ -111,9 +163,13 @@ class SepConv(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
         c_mid = c_out
         pad = kernel // 2
+        if stride > 1:  # slim pads a strided window as TensorFlow's SAME
+            depthwise = SameConv2d(c_in, c_in, kernel, stride, groups=c_in, bias=False)
+        else:
+            depthwise = nn.Conv2d(c_in, c_in, kernel, 1, pad, groups=c_in, bias=False)
         super().__init__(
             nn.ReLU(),
-            nn.Conv2d(c_in, c_in, kernel, stride, pad, groups=c_in, bias=False),
+            depthwise,
             nn.Conv2d(c_in, c_mid, 1, bias=False),
             nn.BatchNorm2d(c_mid),
             nn.ReLU(),
@@ -140,8 +196,11 @@ class AvgPool(nn.Sequential):
     then 1x1 conv -> batch norm if the width changes."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
-        pad = kernel // 2
-        super().__init__(nn.AvgPool2d(kernel, stride, pad, count_include_pad=False))
+        if stride > 1:  # slim pads a strided window as TensorFlow's SAME
+            pool = SameAvgPool2d(kernel, stride)
+        else:
+            pool = nn.AvgPool2d(kernel, 1, kernel // 2, count_include_pad=False)
+        super().__init__(pool)
         if c_in != c_out:
             self.append(ConvBN(c_in, c_out))
 
@@ -151,7 +210,11 @@ class MaxPool(nn.Sequential):
     norm if the width changes."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
-        super().__init__(nn.MaxPool2d(kernel, stride, kernel // 2))
+        if stride > 1:  # slim pads a strided window as TensorFlow's SAME
+            pool = SameMaxPool2d(kernel, stride)
+        else:
+            pool = nn.MaxPool2d(kernel, 1, kernel // 2)
+        super().__init__(pool)
         if c_in != c_out:
             self.append(ConvBN(c_in, c_out))
 

@@ -71,7 +71,7 @@ class ReLUConvBN(nn.Sequential):
             nn.Conv2d(
                 c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False
             ),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, eps=0.001),
         )
 
 
@@ -79,7 +79,9 @@ class ConvBN(nn.Sequential):
     """1x1 conv -> batch norm, no ReLU: changes a state's width."""
 
     def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out, eps=0.001)
+        )
 
 
 class FactorizedReduce(nn.Module):
@@ -94,12 +96,64 @@ class FactorizedReduce(nn.Module):
         self.relu = nn.ReLU() if relu else nn.Identity()
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
+        self.bn = nn.BatchNorm2d(c_out, eps=0.001)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
         shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+def same_padding(x: torch.Tensor, kernel: int, stride: int) -> list[int]:
+    """TensorFlow's SAME padding of a window over x, as (left, right, top, bottom): the
+    output size is ceil(size / stride), and an odd total puts the extra pixel after."""
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):
+        total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+        pads += [total // 2, total - total // 2]
+    return pads
+
+
+class SameConv2d(nn.Conv2d):
+    """A convolution padded as TensorFlow's SAME from its input's size (slim's strided
+    separable convs)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = same_padding(x, self.kernel_size[0], self.stride[0])
+        return super().forward(F.pad(x, pad))
+
+
+class SameAvgPool2d(nn.Module):
+    """Average pooling padded as TensorFlow's SAME (slim's strided avg_pool); each
+    average counts only the input pixels in its window."""
+
+    def __init__(self, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = same_padding(x, self.kernel, self.stride)
+        total = F.avg_pool2d(F.pad(x, pad), self.kernel, self.stride)
+        # The same pooling over ones that are zero in the padding: the share of each
+        # window inside the input.
+        inside = F.pad(torch.ones_like(x[:1, :1]), pad)
+        return total / F.avg_pool2d(inside, self.kernel, self.stride)
+
+
+class SameMaxPool2d(nn.Module):
+    """Max pooling padded as TensorFlow's SAME (slim's strided max_pool)."""
+
+    def __init__(self, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = same_padding(x, self.kernel, self.stride)
+        return F.max_pool2d(
+            F.pad(x, pad, value=float("-inf")), self.kernel, self.stride
+        )
 
 
 class SepConv(nn.Sequential):
@@ -111,15 +165,19 @@ class SepConv(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
         c_mid = c_out
         pad = kernel // 2
+        if stride > 1:  # slim pads a strided window as TensorFlow's SAME
+            depthwise = SameConv2d(c_in, c_in, kernel, stride, groups=c_in, bias=False)
+        else:
+            depthwise = nn.Conv2d(c_in, c_in, kernel, 1, pad, groups=c_in, bias=False)
         super().__init__(
             nn.ReLU(),
-            nn.Conv2d(c_in, c_in, kernel, stride, pad, groups=c_in, bias=False),
+            depthwise,
             nn.Conv2d(c_in, c_mid, 1, bias=False),
-            nn.BatchNorm2d(c_mid),
+            nn.BatchNorm2d(c_mid, eps=0.001),
             nn.ReLU(),
             nn.Conv2d(c_mid, c_mid, kernel, 1, pad, groups=c_mid, bias=False),
             nn.Conv2d(c_mid, c_out, 1, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, eps=0.001),
         )
 
 
@@ -132,7 +190,7 @@ class Skip(nn.Sequential):
         if stride > 1 or c_in != c_out:
             self.append(nn.ReLU())
             self.append(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False))
-            self.append(nn.BatchNorm2d(c_out))
+            self.append(nn.BatchNorm2d(c_out, eps=0.001))
 
 
 class AvgPool(nn.Sequential):
@@ -140,8 +198,11 @@ class AvgPool(nn.Sequential):
     then 1x1 conv -> batch norm if the width changes."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
-        pad = kernel // 2
-        super().__init__(nn.AvgPool2d(kernel, stride, pad, count_include_pad=False))
+        if stride > 1:  # slim pads a strided window as TensorFlow's SAME
+            pool = SameAvgPool2d(kernel, stride)
+        else:
+            pool = nn.AvgPool2d(kernel, 1, kernel // 2, count_include_pad=False)
+        super().__init__(pool)
         if c_in != c_out:
             self.append(ConvBN(c_in, c_out))
 
@@ -151,7 +212,11 @@ class MaxPool(nn.Sequential):
     norm if the width changes."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
-        super().__init__(nn.MaxPool2d(kernel, stride, kernel // 2))
+        if stride > 1:  # slim pads a strided window as TensorFlow's SAME
+            pool = SameMaxPool2d(kernel, stride)
+        else:
+            pool = nn.MaxPool2d(kernel, 1, kernel // 2)
+        super().__init__(pool)
         if c_in != c_out:
             self.append(ConvBN(c_in, c_out))
 
@@ -175,10 +240,10 @@ class AuxiliaryHead(nn.Module):
             nn.ReLU(),
             nn.AvgPool2d(pool, stride=stride, count_include_pad=False),
             nn.Conv2d(c_in, 128, 1, bias=False),
-            nn.BatchNorm2d(128),
+            nn.BatchNorm2d(128, eps=0.001),
             nn.ReLU(),
             nn.Conv2d(128, 768, kernel, bias=False),
-            nn.BatchNorm2d(768),
+            nn.BatchNorm2d(768, eps=0.001),
             nn.ReLU(),
         )
         self.classifier = nn.Linear(features, num_classes)
@@ -312,7 +377,7 @@ class NASNet(nn.Module):
     ) -> None:
         super().__init__()
         self.conv0 = nn.Sequential(
-            nn.Conv2d(3, 96, 3, stride=2, bias=False), nn.BatchNorm2d(96)
+            nn.Conv2d(3, 96, 3, stride=2, bias=False), nn.BatchNorm2d(96, eps=0.001)
         )
         self.cell_stem_0 = ReductionCell(96, 96, 42, drop_path=drop_path)
         self.cell_stem_1 = ReductionCell(
