@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from nasforge.grammar import to_text
+from nasforge.grammar import to_text, validate
 from nasforge.grammar.ir import Arch
 
 from .families import family
@@ -15,9 +15,12 @@ from .render import ArchText, format_source, render
 def generate(arch: Arch, *, black: bool = True) -> str:
     """The Python source of `arch`'s model.
 
-    `black=False` skips formatting, for the search's hot path.
+    `arch` is validated first (an IR built in Python may hold anything): ArchError for
+    one the language does not allow, before anything is rendered. `black=False` skips
+    formatting, for the search's hot path.
     """
     row = family(arch)
+    validate(arch)
     text = ArchText(to_text(arch))
     source = render(row.template, arch_text=text, plan=row.plan(arch), **row.context)
     return format_source(source) if black else source

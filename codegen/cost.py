@@ -57,8 +57,12 @@ def batchnorm_params(channels: int) -> int:
 
 
 def cost(arch: Arch, **overrides: object) -> Cost:
-    """Parameters and multiply-adds of `arch`'s generated model built with `overrides`."""
+    """Parameters and multiply-adds of `arch`'s generated model built with `overrides`
+    (ArchError for an IR the language does not allow, as `generate` refuses it)."""
+    from nasforge.grammar import validate
+
     from .families import family  # the families table imports every lowering, which import this
 
     row = family(arch)
+    validate(arch)
     return row.cost(row.plan(arch), **overrides)

@@ -13,7 +13,15 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from .strategy import Proposal, Strategy
+from .strategy import Proposal, Strategy, check_option
+
+MAX_POPULATION = 1_000_000  # population and tournament size: each member is kept in memory
+MAX_DEPTH = 1_000_000  # the space checks the depth it can sample; this bounds the type
+
+
+def _check_depth(depth: int | None) -> None:
+    if depth is not None:
+        check_option("depth", depth, 1, MAX_DEPTH, integer=True)
 
 
 def _choice_counts(space: Any, depth: int | None) -> tuple[int, ...]:
@@ -34,6 +42,7 @@ class RandomSearch(Strategy):
     name = "random"
 
     def __init__(self, space: Any, *, seed: int = 0, depth: int | None = None) -> None:
+        _check_depth(depth)
         self.space = space
         self.depth = depth
         self.counts = _choice_counts(space, depth)
@@ -83,10 +92,9 @@ class RegularizedEvolution(Strategy):
         sample: int = 3,
         depth: int | None = None,
     ) -> None:
-        if population < 1 or sample < 1:
-            raise ValueError(
-                f"population and sample must be at least 1, not {population} and {sample}"
-            )
+        check_option("population", population, 1, MAX_POPULATION, integer=True)
+        check_option("sample", sample, 1, MAX_POPULATION, integer=True)
+        _check_depth(depth)
         self.space = space
         self.depth = depth
         self.population_size = population

@@ -18,16 +18,17 @@ the exact sequence of proposals.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from .policy import LSTMPolicy, Rollout
 from .space import Space
-from .strategy import Proposal, Strategy
+from .strategy import Proposal, Strategy, StrategyDiverged, check_option
 from .surrogate import KernelRidge
 
 
@@ -35,8 +36,32 @@ from .surrogate import KernelRidge
 class ReinforceOptions:
     """Reinforce's options and their defaults (what each does: Reinforce's docstring).
 
-    An unknown name is a TypeError; screen, screen_warmup or screen_memory out of
-    range a ValueError (screen_ridge is checked by KernelRidge, depth by the space)."""
+    An unknown name is a TypeError; a value outside RANGES (inclusive; the options
+    whose default is None may also be None) a ValueError, so a controller never starts
+    with settings that make it diverge or exhaust memory (whether depth and the
+    schedule's fields fit the space is the space's check)."""
+
+    # name -> (least, most, integer)
+    RANGES: ClassVar[dict[str, tuple[float, float, bool]]] = {
+        "lr": (0.0, 1.0, False),  # 0 freezes the policy
+        "hidden": (1, 4096, True),
+        "layers": (1, 16, True),
+        "init_range": (0.0, 1.0, False),
+        "entropy_weight": (0.0, 10.0, False),
+        "baseline_decay": (0.0, 1.0, False),
+        "screen": (0, 10_000, True),  # each ask samples screen * n candidates
+        "screen_warmup": (1, 1_000_000, True),
+        "screen_ridge": (0.0, 1e9, False),  # KernelRidge refuses 0
+        "screen_memory": (1, 10_000, True),  # the reward model solves a memory^2 system
+        "temperature": (0.01, 100.0, False),
+        "tanh_constant": (0.01, 100.0, False),
+        "grad_clip": (1e-9, 1e9, False),
+        "depth": (1, 1_000_000, True),
+        "depth_start": (1, 1_000_000, True),
+        "depth_step": (0, 1_000_000, True),
+        "depth_every": (1, 10**12, True),
+        "max_depth": (1, 1_000_000, True),
+    }
 
     lr: float = 6e-4
     hidden: int = 35
@@ -58,9 +83,10 @@ class ReinforceOptions:
     max_depth: int | None = None
 
     def __post_init__(self) -> None:
-        for name, least in (("screen", 0), ("screen_warmup", 1), ("screen_memory", 1)):
-            if getattr(self, name) < least:
-                raise ValueError(f"{name} must be >= {least}")
+        for name, (least, most, integer) in self.RANGES.items():
+            value = getattr(self, name)
+            if value is not None or _DEFAULTS[name] is not None:
+                check_option(name, value, least, most, integer=integer)
 
     def scheduled(self, space: Space) -> Space:
         """`space`, with the depth schedule's fields these options override."""
@@ -73,6 +99,9 @@ class ReinforceOptions:
         if all(value is None for value in schedule.values()):
             return space
         return space.with_schedule(**schedule)
+
+
+_DEFAULTS = {f.name: f.default for f in fields(ReinforceOptions)}
 
 
 class Reinforce(Strategy):
@@ -140,6 +169,12 @@ class Reinforce(Strategy):
         self.samples = 0  # proposals handed out: the depth schedule's clock
         self.updates = 0
         self.last_log_probs: Tensor | None = None  # of the latest ask, for checks and logs
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The constructor's own options, then ReinforceOptions' fields."""
+        own = super().option_names()
+        return tuple(dict.fromkeys((*own, *(f.name for f in fields(ReinforceOptions)))))
 
     # --- asking -----------------------------------------------------------------------
 
@@ -260,14 +295,36 @@ class Reinforce(Strategy):
         Split from the optimizer step so a distributed replica can push the gradient
         to parameter servers instead (runtime/search/ray_search.py)."""
         self.optimizer.zero_grad()
+        self._check_finite("loss", float(loss.detach()))
         loss.backward()
         clip = self.options.grad_clip or float("inf")
-        return float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip))
+        norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip))
+        self._check_finite("gradient norm", norm)
+        return norm
 
     def _step(self, loss: Tensor) -> float:
         norm = self.backward(loss)
         self.optimizer.step()
         return norm
+
+    def _check_finite(self, what: str, value: float) -> None:
+        """StrategyDiverged (before any update) when `value` is nan or infinite.
+
+        Checking the loss and the gradient before each step keeps the parameters finite:
+        Adam's step is bounded by lr (at most 1) whatever the finite gradient."""
+        if not math.isfinite(value):
+            self.optimizer.zero_grad()
+            raise StrategyDiverged(
+                f"the controller's {what} is {value:g} at update {self.updates + 1}"
+                f"{self._settings()}"
+            )
+
+    def _settings(self) -> str:
+        opts = self.options
+        return (
+            f" (lr {opts.lr:g}, entropy_weight {opts.entropy_weight:g}); the rewards told "
+            "or these options drive it out of range"
+        )
 
     def _rewards(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> Tensor:
         if len(proposals) != len(rewards):
@@ -323,8 +380,8 @@ class PPO(Reinforce):
     """The controller trained with PPO's clipped objective (NASNet's choice).
 
     Options: those of Reinforce, plus
-    - clip (0.2): the ratio p_new / p_old is clipped to [1 - clip, 1 + clip].
-    - epochs (4): passes over each told batch.
+    - clip (0.2, in [1e-6, 1]): the ratio p_new / p_old is clipped to [1 - clip, 1 + clip].
+    - epochs (4, 1 to 1000): passes over each told batch.
 
     p_old is the policy as it stands when `tell` is called, i.e. the one that
     sampled the batch when the loop tells each batch before asking the next.
@@ -335,9 +392,9 @@ class PPO(Reinforce):
     def __init__(
         self, space: Space, *, seed: int = 0, clip: float = 0.2, epochs: int = 4, **options: Any
     ) -> None:
+        check_option("clip", clip, 1e-6, 1.0)
+        check_option("epochs", epochs, 1, 1000, integer=True)
         super().__init__(space, seed=seed, **options)
-        if clip <= 0 or epochs < 1:
-            raise ValueError("PPO needs clip > 0 and epochs >= 1")
         self.clip = clip
         self.epochs = epochs
 

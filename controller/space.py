@@ -241,6 +241,8 @@ class Space(ABC):
 # --- loading ---------------------------------------------------------------------------
 
 SPACES_PACKAGE = "nasforge.controller.spaces"
+# The most of a space file that is read (the built-in ones are under 1 KB).
+MAX_SPACE_CHARS = 65_536
 
 
 def _builtin_dir() -> Path:
@@ -266,9 +268,17 @@ def load_space(name_or_path: str) -> Space:
                 " (or the path of a .toml file)"
             )
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8-sig") as handle:  # a byte-order mark is ignored
+            text = handle.read(MAX_SPACE_CHARS + 1)
     except (OSError, UnicodeDecodeError) as err:
         raise SpaceError(f"cannot read {path}: {err}") from None
+    if len(text) > MAX_SPACE_CHARS:
+        raise SpaceError(
+            f"cannot read {path}: more than {MAX_SPACE_CHARS:,} characters; a space file has "
+            f"at most {MAX_SPACE_CHARS:,}"
+        )
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpaceError(f"{path}: not valid TOML: {err}") from None
     return space_from_data(data, default_name=path.stem, where=str(path))

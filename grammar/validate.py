@@ -11,12 +11,12 @@ from collections.abc import Iterable, Mapping
 
 from . import limits, ops
 from .errors import ArchValidationError
-from .ir import Arch, Cell, CellsArch, CnnArch, Pos, Ref, RnnArch, for_family
+from .ir import NOWHERE, Arch, Cell, CellsArch, CnnArch, Pos, Ref, RnnArch, for_family
 
 
 def check_choice(value: str, table: Mapping[str, object], what: str, pos: Pos) -> None:
-    """Raise unless `value` is a key of `table`; the error lists the keys."""
-    if value not in table:
+    """Raise unless `value` is a key of `table` (a string); the error lists the keys."""
+    if not isinstance(value, str) or value not in table:
         choices = tuple(table)
         raise ArchValidationError(
             f"unknown {what} '{value}'; valid {what}s: {', '.join(choices)}",
@@ -26,6 +26,11 @@ def check_choice(value: str, table: Mapping[str, object], what: str, pos: Pos) -
 
 
 def check_range(value: int, low: int, high: int, what: str, pos: Pos) -> None:
+    """Raise unless `value` is a whole number (an int, not a bool) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArchValidationError(
+            f"{what} is {value!r}; it must be a whole number between {low} and {high}", pos
+        )
     if not low <= value <= high:
         raise ArchValidationError(f"{what} is {value}; it must be between {low} and {high}", pos)
 
@@ -36,8 +41,18 @@ def _a(word: str) -> str:
 
 
 def validate(arch: Arch) -> Arch:
-    """Check `arch` and return it unchanged; raise ArchValidationError if it is invalid."""
-    for_family(_VALIDATORS, arch)(arch)
+    """Check `arch` and return it unchanged; raise ArchValidationError if it is invalid.
+
+    IR built in Python may hold values of any type where the parser puts ints and op
+    names; the checks say which, and anything malformed beyond them (a field of the
+    wrong shape) is an ArchValidationError too, never a stray TypeError."""
+    check = for_family(_VALIDATORS, arch)
+    try:
+        check(arch)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as err:
+        raise ArchValidationError(
+            f"not a well-formed {type(arch).__name__}: {type(err).__name__}: {err}", NOWHERE
+        ) from None
     return arch
 
 
@@ -63,6 +78,8 @@ def _check_refs(
     seen: set[int] = set()
     for ref in refs:
         where = ref.pos if ref.pos.line else pos
+        if isinstance(ref.index, bool) or not isinstance(ref.index, int):
+            raise ArchValidationError(f"{owner} reads {ref.index!r}, not a {prefix} number", where)
         if unique and ref.index in seen:
             raise ArchValidationError(f"{owner} reads {prefix}{ref.index} twice", where)
         seen.add(ref.index)
@@ -85,7 +102,12 @@ def _check_refs(
 
 def _validate_cnn(arch: CnnArch) -> None:
     _validate_input(arch.input_shape, arch.classes, arch.pos)
-    if arch.lr is not None and not limits.MIN_LR <= arch.lr <= limits.MAX_LR:
+    lr = arch.lr
+    if lr is not None and (
+        isinstance(lr, bool)
+        or not isinstance(lr, (int, float))
+        or not limits.MIN_LR <= lr <= limits.MAX_LR
+    ):
         raise ArchValidationError(
             f"lr is {arch.lr!r}; it must be between {limits.MIN_LR!r} and {limits.MAX_LR!r}",
             arch.pos,
@@ -104,6 +126,8 @@ def _validate_cnn(arch: CnnArch) -> None:
                 layer.pos,
             )
         check_choice(layer.kind, ops.LAYER_KINDS, "layer kind", layer.pos)
+        if not isinstance(layer.batchnorm, bool) or not isinstance(layer.lrn, bool):
+            raise ArchValidationError(f"{name}'s flags must be true or false", layer.pos)
         for size, what in ((layer.kernel, "kernel"), (layer.stride, "stride")):
             high = limits.MAX_KERNEL if what == "kernel" else limits.MAX_STRIDE
             check_range(size[0], 1, high, f"{name}'s {what} height", layer.pos)
@@ -139,9 +163,15 @@ def _validate_cnn(arch: CnnArch) -> None:
 
 def _validate_rnn(arch: RnnArch) -> None:
     base = arch.base
-    if base < 2 or base & (base - 1) or base > limits.MAX_BASE:
+    if (
+        isinstance(base, bool)
+        or not isinstance(base, int)
+        or base < 2
+        or base & (base - 1)
+        or base > limits.MAX_BASE
+    ):
         raise ArchValidationError(
-            f"base is {base}; it must be a power of two from 2 to {limits.MAX_BASE}",
+            f"base is {base!r}; it must be a power of two from 2 to {limits.MAX_BASE}",
             arch.pos,
             choices=tuple(str(2**k) for k in range(1, limits.MAX_BASE.bit_length())),
         )
@@ -211,7 +241,7 @@ def _validate_cells(arch: CellsArch) -> None:
                     where,
                     choices=option.choices,
                 )
-        elif not isinstance(setting.value, int):
+        elif isinstance(setting.value, bool) or not isinstance(setting.value, int):
             raise ArchValidationError(
                 f"option {option.name} takes a whole number, not '{setting.value}'", where
             )

@@ -22,10 +22,22 @@ class TrainingFailed(NasforgeError):
     Reasons: ``nan_loss`` (the loss became NaN or infinite), ``out_of_memory``,
     ``shape`` (a shape or size error inside the model), ``runtime`` (any other error
     raised by the model or the training step), ``incompatible_data`` (the architecture
-    does not fit the dataset: input shape, classes or family).
+    does not fit the dataset: input shape, classes or family), ``too_large`` (the model
+    needs more memory than the device has free: checked before it is built),
+    ``diverged`` (training ended with an infinite validation perplexity, or an image
+    model no more accurate than always answering the most common class, with a loss
+    over twice a uniform guess's).
     """
 
-    REASONS = ("nan_loss", "out_of_memory", "shape", "runtime", "incompatible_data")
+    REASONS = (
+        "nan_loss",
+        "out_of_memory",
+        "shape",
+        "runtime",
+        "incompatible_data",
+        "too_large",
+        "diverged",
+    )
 
     def __init__(self, reason: str, message: str, *, epoch: int | None = None) -> None:
         if reason not in self.REASONS:
@@ -49,6 +61,16 @@ class IncompatibleData(TrainingFailed):
 
     def __init__(self, message: str) -> None:
         super().__init__("incompatible_data", message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class TooLarge(TrainingFailed):
+    """The model needs more memory than the device has free (found before building it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("too_large", message)
 
     def __str__(self) -> str:
         return self.message

@@ -38,6 +38,9 @@ from .errors import IncompatibleData, TrainingFailed
 from .rewards import accuracy_reward, perplexity_reward
 
 AUX_WEIGHT = 0.4
+# An image model has diverged when it ends no more accurate than the most common class
+# with a validation loss above this many times that of a uniform guess.
+DIVERGED_LOSS_FACTOR = 2.0
 NAN_CHECK_EVERY = 20  # batches between checks of the running loss (each check syncs a GPU)
 
 EpochCallback = Callable[[dict[str, float]], None]
@@ -250,9 +253,19 @@ def evaluate_image(
     model: nn.Module, data: ImageData, device: torch.device, batch_size: int, workers: int = 0
 ) -> tuple[float, float]:
     """(mean loss, accuracy) on the validation split."""
+    loss, accuracy, _ = _evaluate_image(model, data, device, batch_size, workers)
+    return loss, accuracy
+
+
+def _evaluate_image(
+    model: nn.Module, data: ImageData, device: torch.device, batch_size: int, workers: int = 0
+) -> tuple[float, float, float]:
+    """(mean loss, accuracy, chance) on the validation split; chance is the accuracy of
+    always answering the split's most common class."""
     model.eval()
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
+    per_class = torch.zeros(data.classes, device=device, dtype=torch.int64)
     seen = 0
     with torch.no_grad():
         for x, y in image_batches(data.val, batch_size, shuffle=False, workers=workers):
@@ -260,8 +273,9 @@ def evaluate_image(
             logits = model(x)
             total_loss += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
+            per_class += torch.bincount(y, minlength=data.classes)[: data.classes]
             seen += len(y)
-    return float(total_loss) / seen, int(correct) / seen
+    return float(total_loss) / seen, int(correct) / seen, int(per_class.max()) / seen
 
 
 def train_image(
@@ -329,7 +343,7 @@ def train_image(
                         _check_finite(total_loss, "training", step, lr)
                     advance()
             _check_finite(total_loss, "training", steps_per_epoch, lr)
-            val_loss, val_acc = evaluate_image(model, data, device, config.batch_size * 2)
+            val_loss, val_acc, chance = _evaluate_image(model, data, device, config.batch_size * 2)
             if not math.isfinite(val_loss):
                 raise TrainingFailed("nan_loss", f"the validation loss became {val_loss}")
             row = {
@@ -344,6 +358,17 @@ def train_image(
             metrics.append(row)
             if on_epoch is not None:
                 on_epoch(row)
+        # A model still learning sits near chance with the loss of a uniform guess,
+        # ln(classes); one whose weights blew up answers the same class with great
+        # confidence, for a loss far above it.
+        if val_acc <= chance and val_loss > DIVERGED_LOSS_FACTOR * math.log(data.classes):
+            raise TrainingFailed(
+                "diverged",
+                f"the validation accuracy ended at {val_acc:.2%}, no more accurate than always "
+                f"answering the most common class ({chance:.2%}), with a loss of {val_loss:.4g} "
+                f"(a uniform guess: {math.log(data.classes):.4g})",
+                epoch=epoch[0],
+            )
     reward = accuracy_reward(
         [m["val_acc"] for m in metrics], window=config.reward_window, power=config.reward_power
     )
@@ -464,6 +489,13 @@ def train_language_model(
                 lr /= config.anneal
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+        if math.isinf(metrics[-1]["val_ppl"]):
+            raise TrainingFailed(
+                "diverged",
+                f"the validation perplexity is inf (loss {metrics[-1]['val_loss']:.4g} per "
+                "token) at the end of training",
+                epoch=epoch[0],
+            )
     reward = perplexity_reward(
         [m["val_ppl"] for m in metrics], c=config.reward_c, power=config.reward_power
     )
@@ -480,6 +512,16 @@ def train_language_model(
 
 
 # --- the one entry point -------------------------------------------------------------
+
+
+def training_batch(data: Data, batch_size: int | None) -> dict[str, int]:
+    """memory.check_fits's `batch` (values per step: examples, or token positions of a
+    language model's BPTT chunk) and `copies` (weights, gradients and momentum: plain SGD
+    for language models keeps no momentum) for training on `data`."""
+    if isinstance(data, TextData):
+        config = LanguageConfig()
+        return {"batch": (batch_size or config.batch_size) * config.bptt, "copies": 2}
+    return {"batch": batch_size or ImageConfig.batch_size, "copies": 3}
 
 
 def train_arch(
@@ -510,15 +552,18 @@ def train_arch(
     raises; the result's `model` is the trained module.
     """
     from .devices import seed_everything
+    from .memory import check_fits
 
     check_compatible(arch, data)
+    kwargs = build_kwargs(arch, data, **(overrides or {}))
+    check_fits(arch, kwargs, device=device, **training_batch(data, batch_size))
     seed_everything(seed)
     with failures_as_training_failed([0]):
         if build is None:
             from nasforge.codegen import load
 
             build = load(arch).build_model
-        model = build(**build_kwargs(arch, data, **(overrides or {})))
+        model = build(**kwargs)
     if isinstance(data, TextData):
         lm = LanguageConfig(epochs=epochs, max_batches=max_batches)
         if batch_size is not None:

@@ -159,3 +159,36 @@ def _claim_number(folder: Path) -> int:
             continue
         return number
     raise AssertionError("unreachable")
+
+
+class SlowHiddenRewardEvaluator(HiddenRewardEvaluator):
+    """HiddenRewardEvaluator taking `delay` seconds per trial, as training would."""
+
+    name = "slow-hidden"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def evaluate(self, arch: str, *, seed: int = 0) -> Outcome:
+        time.sleep(self.delay)
+        return super().evaluate(arch, seed=seed)
+
+
+class GateEvaluator(Evaluator):
+    """Each trial waits until the file `gate` exists (at most `patience` seconds, then it
+    fails), then scores like HiddenRewardEvaluator: the test decides when trials end."""
+
+    name = "gate"
+
+    def __init__(self, gate: Path, patience: float = 120.0) -> None:
+        self.gate = gate
+        self.patience = patience
+
+    def evaluate(self, arch: str, *, seed: int = 0) -> Outcome:
+        waited = 0.0
+        while not self.gate.exists():
+            if waited >= self.patience:
+                return Outcome(status="failed", reward=FAILED_REWARD, error="the gate stayed shut")
+            time.sleep(0.02)
+            waited += 0.02
+        return Outcome(status="ok", reward=hidden_reward(arch))

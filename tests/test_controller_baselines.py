@@ -182,7 +182,7 @@ def test_make_strategy_builds_the_baselines_with_options() -> None:
     assert isinstance(evolution, RegularizedEvolution)
     assert (evolution.population_size, evolution.sample_size) == (20, 5)
     assert isinstance(make_strategy("random", ToySpace(), seed=4), RandomSearch)
-    with pytest.raises(ValueError, match="population and sample must be at least 1"):
+    with pytest.raises(ValueError, match="population must be an integer between 1 and 1000000, not 0"):
         RegularizedEvolution(ToySpace(), population=0)
     with pytest.raises(ValueError, match="2 proposals but 1 rewards"):
         evolution.tell(evolution.ask(2), [0.1])

@@ -154,7 +154,7 @@ def test_texts_outside_nas_bench_201_fail_with_the_reason(table: TableEvaluator)
         ),
         (
             (HEADER, '0,"|none~0|', "x"),
-            "table.csv:3: error: not a CSV file: unexpected end of data",
+            "table.csv:2: error: not a CSV file: the quote opened on this line is never closed",
         ),
     ],
 )

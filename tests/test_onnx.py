@@ -430,7 +430,7 @@ def test_cli_bad_inputs_exit_2_without_a_traceback(tmp_path: Path) -> None:
         "no model.py": run(str(tmp_path / "empty"), "--out", out),
         "cannot load weights": run(str(FIG2), "--weights", str(tmp_path / "junk.pt"), "--out", out),
         "do not fit": run(str(FIG2), "--weights", str(folder / "weights.pt"), "--out", out),
-        "tolerance 1e-15": run(str(FIG2), "--tolerance", "1e-15", "--out", out),
+        "atol 1e-15 + rtol 0": run(str(FIG2), "--tolerance", "1e-15", "--rtol", "0", "--out", out),
         "KEY=VALUE": run(str(FIG2), "--model-arg", "oops", "--out", out),
     }
     for needle, result in cases.items():

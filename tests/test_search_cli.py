@@ -108,7 +108,7 @@ def test_resume_with_more_trials_extends_the_search(table: Path, tmp_path: Path)
         (["--space", "digits", "--dataset", "cifar10"], "cifar10 needs --data-dir"),
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--resume"], "--resume: there is no search to resume in "),
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--option", "lr"], "--option 'lr': expected KEY=VALUE"),
-        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--strategy", "random", "--option", "lr=0.1"], "--strategy random: bad --option: "),
+        (["--space", "nb201", "--evaluator", "table", "--table", "T", "--strategy", "random", "--option", "lr=0.1"], "unknown option 'lr' for --strategy random; choose one of depth"),
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--replicas", "2", "--ps-shards", "2"], "--replicas, --ps-shards need --backend ray"),
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers there (Connection refused); start one with `ray start --head`"),
         (["--space", "nb201", "--evaluator", "table", "--table", "T", "--backend", "ray", "--address", "head"], "--address head: expected HOST:PORT (e.g. 10.0.0.1:6379) or auto"),

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import click
 
-from ..choices import DEFAULT_CHECKS, DEFAULT_TOLERANCE
+from ..choices import DEFAULT_CHECKS, DEFAULT_RTOL, DEFAULT_TOLERANCE
 from . import Failure
-from .input import read_arch
+from .input import FiniteFloat, read_arch
 
 WEIGHTS = "weights.pt"
 MODEL = "model.py"
@@ -59,8 +59,15 @@ STORE = "search.db"
     "--tolerance",
     default=DEFAULT_TOLERANCE,
     show_default=True,
-    type=click.FloatRange(min=0),
-    help="Largest allowed |onnxruntime - PyTorch|.",
+    type=FiniteFloat(min=0),
+    help="atol: each value passes if |onnxruntime - PyTorch| <= atol + rtol * |PyTorch|.",
+)
+@click.option(
+    "--rtol",
+    default=DEFAULT_RTOL,
+    show_default=True,
+    type=FiniteFloat(min=0),
+    help="rtol of that test (numpy.allclose's); 0 compares absolute differences only.",
 )
 @click.option(
     "--checks",
@@ -79,6 +86,7 @@ def export_command(
     weights: Path | None,
     model_args: tuple[str, ...],
     tolerance: float,
+    rtol: float,
     checks: int,
     state: bool,
     seed: int,
@@ -88,7 +96,8 @@ def export_command(
     best (with its kept weights) to ONNX."""
     import torch
 
-    from ..onnx_export import export_model
+    from ..memory import check_fits
+    from ..onnx_export import EXAMPLE_BATCH, export_model
     from .train import parse_model_args
 
     overrides = parse_model_args(model_args)
@@ -109,13 +118,17 @@ def export_command(
 
         ir = read_arch(source, arch)
         module = load(ir)
+    # The model, the exported file's copy and onnxruntime's session: three sets of weights.
+    check_fits(ir, overrides, device="cpu", batch=EXAMPLE_BATCH, copies=3, purpose="an ONNX export")
     try:
         model = module.build_model(**overrides)
     except (TypeError, ValueError) as err:
         raise Failure(f"cannot build the model with {overrides}: {err}") from None
     if weights is not None:
         _load_weights(model, weights)
-    report = export_model(model, ir, out, tolerance=tolerance, checks=checks, state=state)
+    report = export_model(
+        model, ir, out, tolerance=tolerance, rtol=rtol, checks=checks, state=state
+    )
     if as_json:
         payload = asdict(report) | {"path": str(report.path), "dynamic_axes": report.dynamic_axes}
         click.echo(json.dumps(payload, indent=2))

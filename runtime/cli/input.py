@@ -3,27 +3,52 @@
 from __future__ import annotations
 
 import ast
+import math
 import sys
+from typing import TextIO
 
+import click
 from nasforge.grammar import parse
 from nasforge.grammar.ir import Arch
+from nasforge.grammar.limits import MAX_SOURCE_CHARS
 
 from . import Failure
 
 STDIN = "-"
+BYTE_ORDER_MARK = "\ufeff"
 
 
 def read_text(path: str) -> tuple[str, str]:
-    """(display name, text) of a file path or of `-` (stdin); Failure when unreadable."""
+    """(display name, text) of a file path or of `-` (stdin); Failure when unreadable.
+
+    At most MAX_SOURCE_CHARS + 1 characters are read, so an endless input (/dev/zero, a
+    pipe that never closes) is refused at once; a UTF-8 byte-order mark at the start is
+    dropped (editors write one)."""
+    name = "<stdin>" if path == STDIN else path
     try:
         if path == STDIN:
-            return "<stdin>", sys.stdin.read()
-        with open(path, encoding="utf-8") as handle:
-            return path, handle.read()
+            text = _read_limited(sys.stdin)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = _read_limited(handle)
     except OSError as err:
         raise Failure(f"cannot read {path}: {err.strerror or err}") from None
     except UnicodeDecodeError as err:
         raise Failure(f"cannot read {path}: not UTF-8 text (byte {err.start})") from None
+    if len(text) > MAX_SOURCE_CHARS:
+        raise Failure(
+            f"cannot read {name}: more than {MAX_SOURCE_CHARS:,} characters; an architecture "
+            f"has at most {MAX_SOURCE_CHARS:,}"
+        )
+    return name, text
+
+
+def _read_limited(handle: TextIO) -> str:
+    """Up to MAX_SOURCE_CHARS + 1 characters of `handle`, without a leading byte-order mark."""
+    text = handle.read(MAX_SOURCE_CHARS + 1)
+    if text.startswith(BYTE_ORDER_MARK):
+        text = text[1:] + handle.read(1)
+    return text
 
 
 def read_arch(path: str | None, arch: str | None) -> Arch:
@@ -60,3 +85,15 @@ def parse_pairs(
             raise Failure(f"{flag} {pair!r}: the value must be {allowed}")
         values[key] = value
     return values
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and infinities (which compare false to any bound)."""
+
+    name = "finite float"
+
+    def convert(self, value: object, param: object, ctx: object) -> object:
+        number = super().convert(value, param, ctx)  # type: ignore[arg-type]
+        if not math.isfinite(number):  # type: ignore[arg-type]
+            self.fail(f"{value!r} is not a finite number.", param, ctx)  # type: ignore[arg-type]
+        return number

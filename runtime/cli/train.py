@@ -10,9 +10,11 @@ removes those files (only the ones train writes) before the new ones are written
 stale model.onnx stays beside new weights. Torch threads: --threads, else the usable
 cores (one training process); metrics.json records the count.
 
-Exit status: 0 trained; 1 the child failed to train (metrics.json records why);
-2 bad input (architecture, dataset, device, options, an earlier run in --out), with a
-one-line message.
+Exit status: 0 trained; 1 the child failed to train (metrics.json records why, with
+status "failed", or "diverged" when it trained to an infinite validation perplexity or
+to chance accuracy); 2 bad input (architecture, dataset, device, options, an earlier
+run in --out, a model too large for the free memory: checked before it is built), with
+a one-line message.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from nasforge.grammar.errors import NasforgeError
 
 from ..choices import DATASET_NAMES, DEVICE_CHOICES
 from . import Failure
-from .input import parse_pairs, read_arch
+from .input import FiniteFloat, parse_pairs, read_arch
 
 METRICS_VERSION = 1
 # Everything train may write into --out; an earlier run's copies are removed by --overwrite.
@@ -102,7 +104,9 @@ def _write_json(path: Path, payload: dict[str, object]) -> None:
     help="CPU threads for torch (default: the usable cores).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: 64 images / 20 sequences.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override the recipe's lr.")
+@click.option(
+    "--lr", type=FiniteFloat(min=0, min_open=True), help="Override the recipe's lr (finite, > 0)."
+)
 @click.option("--workers", default=0, type=click.IntRange(min=0), help="DataLoader workers.")
 @click.option(
     "--model-arg",
@@ -136,7 +140,8 @@ def train_command(
     from ..data import load_dataset
     from ..devices import resolve_device, set_threads
     from ..errors import TrainingFailed
-    from ..train import build_kwargs, check_compatible, train_arch
+    from ..memory import check_fits
+    from ..train import build_kwargs, check_compatible, train_arch, training_batch
 
     began = time.perf_counter()
     earlier = _earlier_outputs(out_dir)
@@ -151,6 +156,8 @@ def train_command(
     set_threads(threads)
     data = load_dataset(dataset, data_dir=data_dir, download=download, seed=seed)
     check_compatible(ir, data)
+    fits = training_batch(data, batch_size)
+    check_fits(ir, build_kwargs(ir, data, **overrides), device=torch_device, **fits)
     for name in earlier:  # only now: a refused input leaves the earlier run as it was
         (out_dir / name).unlink(missing_ok=True)
     model_path = _write_model(ir, out_dir)
@@ -172,7 +179,11 @@ def train_command(
             on_epoch=lambda row: click.echo(_epoch_line(row, epochs), err=True),
         )
     except TrainingFailed as err:
-        record.update(status="failed", failure=err.to_dict(), seconds=time.perf_counter() - began)
+        record.update(
+            status="diverged" if err.reason == "diverged" else "failed",
+            failure=err.to_dict(),
+            seconds=time.perf_counter() - began,
+        )
         _write_json(out_dir / "metrics.json", record)
         raise TrainingFailure(f"{err} (recorded in {out_dir / 'metrics.json'})") from None
     written = _save(result, ir, data, out_dir, record, onnx)

@@ -366,14 +366,19 @@ def _threads(config: SearchConfig) -> int:
 
 
 def _make_strategy(config: SearchConfig, space: Any) -> Any:
-    from nasforge.controller.strategy import make_strategy
+    from nasforge.controller.strategy import UnknownOption, make_strategy
 
     name = config.strategy
     try:
         return make_strategy(name, space, seed=config.seed, **config.options)
     except ImportError as err:
         raise ConfigError(f"--strategy {name} is not available in this install ({err})") from None
-    except TypeError as err:  # an option the strategy does not take
+    except UnknownOption as err:
+        raise ConfigError(
+            f"unknown option {err.option!r} for --strategy {name}; "
+            f"choose one of {', '.join(err.choices)}"
+        ) from None
+    except TypeError as err:  # an option of the wrong kind
         raise ConfigError(f"--strategy {name}: bad --option: {err}") from None
     except ValueError as err:
         raise ConfigError(f"--strategy {name}: {err}") from None

@@ -16,10 +16,17 @@ fork of a process that has already paid for the imports. A Python process has on
 fork server; a pool whose evaluator needs modules the running server did not preload
 restarts it with its own (only between batches: trials still running from another
 pool would lose their parent and end).
+
+A fork server that dies (killed, out of memory) takes down the trials it forked, and a
+trial that was starting fails to start. The pool starts a new server (with the same
+preloads) and runs those trials again, once each, so the search goes on with no trial
+lost or recorded twice; a trial whose process cannot be started even then is a failed
+trial, reason `start_failed`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -44,6 +51,10 @@ KILL_GRACE_S = 5.0  # how long to wait for a killed child to be reaped
 # to import torch (seconds, more on a busy machine). The trial's own timeout counts from
 # the moment its process reports that it runs.
 START_TIMEOUT_S = 300.0
+START_ATTEMPTS = 3  # starts of one trial's process, a new fork server before each retry
+SERVER_EXIT_WAIT_S = 2.0
+# How a start fails when the fork server died as it was asked: no answer, no socket.
+_SERVER_GONE = (EOFError, ConnectionError, FileNotFoundError)
 _STARTED = "started"  # a child's first message
 
 
@@ -141,7 +152,7 @@ def _child_main(payload: bytes, arch: str, seed: int, conn: Connection) -> None:
     # its trials (it kills them), so a child does not die with a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_when_orphaned(os.getppid())
-    conn.send(_STARTED)
+    _send_or_exit(conn, _STARTED)
     began = time.perf_counter()
     try:
         evaluator = pickle.loads(payload)
@@ -151,13 +162,22 @@ def _child_main(payload: bytes, arch: str, seed: int, conn: Connection) -> None:
         outcome = _guarded_evaluate(evaluator, arch, seed)
     if outcome.status == "failed" and not outcome.seconds:
         outcome = replace(outcome, seconds=time.perf_counter() - began)
-    conn.send(outcome)
+    _send_or_exit(conn, outcome)
     conn.close()
     # Skip the interpreter's teardown (torch's can take a while): the result is sent, and
     # the search waits for this process to end before it starts the next trial.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _send_or_exit(conn: Connection, message: object) -> None:
+    """Send to the search process; end quietly if it no longer listens (it gave this
+    trial up, e.g. when the fork server died as the trial started)."""
+    try:
+        conn.send(message)
+    except OSError:
+        os._exit(1)
 
 
 def _describe_exit(exitcode: int | None) -> str:
@@ -182,6 +202,7 @@ class _Running:
     began: float  # time.perf_counter(): the process's start, then the moment it reported
     deadline: float  # time.perf_counter() value: to start, then to finish
     reported: bool = False  # the process has reported that it runs
+    server: int | None = None  # the pid of the fork server that forked it
 
     @property
     def worker(self) -> str:
@@ -218,6 +239,7 @@ class LocalPoolExecutor(Executor):
             )
         self._payload = pickle.dumps(evaluator)
         self._running: dict[int, _Running] = {}
+        self._rerun: set[int] = set()  # keys of jobs already run again after a lost server
 
     def run(self, jobs: Sequence[Job]) -> Iterator[JobResult]:
         queue = deque(jobs)
@@ -225,10 +247,17 @@ class LocalPoolExecutor(Executor):
         try:
             while queue or self._running:
                 while queue and free:
-                    self._start(queue.popleft(), free.pop())
+                    job, slot = queue.popleft(), free.pop()
+                    unstarted = self._start(job, slot)
+                    if unstarted is not None:
+                        free.append(slot)
+                        yield unstarted
                 for result, slot in self._collect():
                     free.append(slot)
-                    yield result
+                    if isinstance(result, Job):
+                        queue.appendleft(result)  # its fork server died under it: again
+                    else:
+                        yield result
         finally:
             # The caller stopped early (an error, Ctrl-C): leave no child behind.
             for running in list(self._running.values()):
@@ -240,23 +269,50 @@ class LocalPoolExecutor(Executor):
             self._kill(running)
         self._running.clear()
 
-    def _start(self, job: Job, slot: int) -> None:
-        receive, send = self._context.Pipe(duplex=False)
-        process = self._context.Process(
-            target=_child_main,
-            args=(self._payload, job.arch, job.seed, send),
-            name=f"nasforge-trial-{job.key}",
-            daemon=True,
-        )
-        began = time.perf_counter()
-        process.start()
-        send.close()  # the child holds the only write end: EOF on receive means it is gone
-        self._running[job.key] = _Running(
-            job, slot, process, receive, time.time(), began, began + START_TIMEOUT_S
-        )
+    def _start(self, job: Job, slot: int) -> JobResult | None:
+        """Start `job`'s process; a failed result if it cannot be started at all."""
+        started = time.time()
+        for attempt in range(1, START_ATTEMPTS + 1):
+            receive, send = self._context.Pipe(duplex=False)
+            process = self._context.Process(
+                target=_child_main,
+                args=(self._payload, job.arch, job.seed, send),
+                name=f"nasforge-trial-{job.key}",
+                daemon=True,
+            )
+            began = time.perf_counter()
+            try:
+                process.start()
+            except (OSError, EOFError) as err:
+                receive.close()
+                send.close()
+                if self.start_method == "forkserver" and isinstance(err, _SERVER_GONE):
+                    _discard_dead_forkserver()
+                if attempt == START_ATTEMPTS:
+                    outcome = Outcome.failed(
+                        f"the trial's process could not be started ({START_ATTEMPTS} "
+                        f"attempts): {type(err).__name__}: {err}",
+                        reason="start_failed",
+                    )
+                    return JobResult(job.key, outcome, f"pool-{slot}", started, time.time())
+                continue
+            send.close()  # the child holds the only write end: EOF on receive means it is gone
+            self._running[job.key] = _Running(
+                job,
+                slot,
+                process,
+                receive,
+                started,
+                began,
+                began + START_TIMEOUT_S,
+                server=_forkserver_pid() if self.start_method == "forkserver" else None,
+            )
+            return None
+        raise AssertionError("unreachable")
 
-    def _collect(self) -> list[tuple[JobResult, int]]:
-        """Wait until at least one running trial is finished, failed or overdue."""
+    def _collect(self) -> list[tuple[JobResult | Job, int]]:
+        """Wait until at least one running trial is finished, failed or overdue; a Job
+        instead of its result when its fork server died under it (to run it again)."""
         now = time.perf_counter()
         deadlines = [r.deadline for r in self._running.values() if math.isfinite(r.deadline)]
         wait_s = max(0.0, min(deadlines) - now) if deadlines else None
@@ -264,12 +320,16 @@ class LocalPoolExecutor(Executor):
         for running in self._running.values():
             handles += [running.conn, running.process.sentinel]
         wait(handles, timeout=wait_s)
-        done: list[tuple[JobResult, int]] = []
+        done: list[tuple[JobResult | Job, int]] = []
         for key, running in list(self._running.items()):
             outcome = self._poll(running)
             if outcome is None:
                 continue
             del self._running[key]
+            if self._lost_with_its_server(running, outcome):
+                self._rerun.add(key)
+                done.append((running.job, running.slot))
+                continue
             result = JobResult(key, outcome, running.worker, running.started, time.time())
             done.append((result, running.slot))
         return done
@@ -315,6 +375,22 @@ class LocalPoolExecutor(Executor):
             )
         return None
 
+    def _lost_with_its_server(self, running: _Running, outcome: Outcome) -> bool:
+        """Whether the trial ended without a result because its fork server died (and
+        was not run again for that already). Its process is ended if it still runs: with
+        its server gone it cannot report."""
+        if running.server is None or running.job.key in self._rerun:
+            return False
+        # multiprocessing reads a trial's exit status from its fork server and makes it
+        # 255 when the server is gone before saying.
+        if outcome.metrics.get("reason") != "crashed" or running.process.exitcode != 255:
+            return False
+        if _forkserver_pid() == running.server and not _exits_soon(running.server):
+            return False
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.kill(running.process.pid, signal.SIGKILL)
+        return True
+
     @staticmethod
     def _age(running: _Running) -> float:
         return time.perf_counter() - running.began
@@ -338,6 +414,53 @@ class LocalPoolExecutor(Executor):
 
 
 _server_preload: frozenset[str] | None = None  # what this process's fork server preloads
+
+
+def _forkserver_pid() -> int | None:
+    from multiprocessing import forkserver
+
+    return getattr(forkserver._forkserver, "_forkserver_pid", None)
+
+
+def _exits_soon(pid: int) -> bool:
+    """Whether our child `pid` has exited or does within SERVER_EXIT_WAIT_S: a killed
+    server closes its pipes a moment before it can be waited for."""
+    deadline = time.perf_counter() + SERVER_EXIT_WAIT_S
+    while not _has_exited(pid):
+        if time.perf_counter() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _has_exited(pid: int) -> bool:
+    """Whether our child `pid` has exited, without reaping it (multiprocessing does)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already
+        return True
+    except (AttributeError, OSError):  # no waitid here: assume it runs
+        return False
+
+
+def _discard_dead_forkserver() -> None:
+    """Forget a fork server that died, so the next process start launches a new one
+    (with the same preloads). multiprocessing notices a dead server only once it has
+    been reaped; one killed a moment ago may not be yet."""
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)  # a server that no longer answers is as good as dead
+    stop = getattr(server, "_stop", None)
+    if stop is None:
+        return
+    with contextlib.suppress(ChildProcessError, OSError, TypeError):
+        stop()  # reaps it and clears its address
+    server._forkserver_pid = None
 
 
 def _prepare_forkserver(context: Any, modules: list[str]) -> None:

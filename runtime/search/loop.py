@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nasforge.controller.strategy import Proposal, Strategy
+from nasforge.controller.strategy import Proposal, Strategy, StrategyDiverged
 from nasforge.grammar.errors import NasforgeError
 
 from .executors import Executor, Job, JobResult
@@ -105,7 +105,13 @@ def run_search(
             step, first, proposals, stored, known, executor, store, seed, on_trial
         )
         evaluated += new
-        stats = strategy.tell(proposals, rewards)
+        try:
+            stats = strategy.tell(proposals, rewards)
+        except StrategyDiverged as err:
+            raise StrategyDiverged(
+                f"{err}. The search stops: {store.path} holds every trial so far and the "
+                f"checkpoint before this update (step {step}); `nasforge report` reads it"
+            ) from None
         if on_step is not None:
             on_step(step, stats)
         step, first = step + 1, first + size

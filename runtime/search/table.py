@@ -13,6 +13,7 @@ channels), so only `cells nb201` texts with exactly that header are in it.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +32,9 @@ REQUIRED_COLUMNS = (INDEX_COLUMN, ARCH_COLUMN, *METRIC_COLUMNS)
 # The memo maps architecture texts to outcomes; a search repeats texts a lot, but a
 # caller feeding endless distinct garbage must not grow it without bound.
 MAX_MEMO = 200_000
+# The most of a table file that is read: NAS-Bench-201's CIFAR-10 table is 1.9 MB, so
+# 16 MiB leaves room for wider tables while /dev/zero or a wrong path ends at once.
+MAX_TABLE_BYTES = 16 * 2**20
 
 
 def _header(ir: CellsArch) -> str:
@@ -67,20 +71,54 @@ class Row:
 def read_table(path: Path, numeric_columns: tuple[str, ...]) -> dict[str, Row]:
     """NAS-Bench-201 string -> row, from the CSV at `path`.
 
-    Raises TableError naming the file, the line and the problem for a missing file,
-    a missing column, a short or long row, a value that is not a number, or a cell
-    listed twice.
+    Raises TableError naming the file, the line and the problem for a missing file, a
+    file over MAX_TABLE_BYTES (read no further), a missing column, a short or long row,
+    a value that is not a number, a quote never closed, or a cell listed twice. A UTF-8
+    byte-order mark at the start is ignored.
     """
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            return _read_rows(path, csv.reader(handle, strict=True), numeric_columns)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TABLE_BYTES + 1)
     except OSError as err:
         raise TableError(path, None, f"cannot read the table: {err.strerror or err}") from None
+    if len(data) > MAX_TABLE_BYTES:
+        raise TableError(
+            path,
+            None,
+            f"the table is larger than {MAX_TABLE_BYTES:,} bytes, the most nasforge reads "
+            "(NAS-Bench-201's is 1.9 MB)",
+        )
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise TableError(path, None, f"not UTF-8 text (byte {err.start})") from None
+    return _read_rows(path, _Lines(text), numeric_columns)
 
 
-def _read_rows(path: Path, reader: Any, numeric_columns: tuple[str, ...]) -> dict[str, Row]:
+class _Lines:
+    """A csv.reader over text that knows the line each record starts on."""
+
+    def __init__(self, text: str) -> None:
+        self.reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        self.line_num = 0  # the line the latest record started on
+        self.read_to = 0  # the last line read so far
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> list[str]:
+        self.line_num = self.read_to + 1
+        try:
+            return next(self.reader)
+        except csv.Error as err:
+            if "end of data" not in str(err):
+                self.line_num = self.reader.line_num
+            raise
+        finally:
+            self.read_to = self.reader.line_num
+
+
+def _read_rows(path: Path, reader: _Lines, numeric_columns: tuple[str, ...]) -> dict[str, Row]:
     try:
         header = next(reader, None)
         if header is None:
@@ -120,7 +158,11 @@ def _read_rows(path: Path, reader: Any, numeric_columns: tuple[str, ...]) -> dic
             rows[arch] = Row(int(index_text), values)
             first_line[arch] = line
     except csv.Error as err:
-        raise TableError(path, reader.line_num, f"not a CSV file: {err}") from None
+        if "end of data" in str(err):  # inside a quoted field when the file ended
+            problem = "the quote opened on this line is never closed"
+        else:
+            problem = str(err)
+        raise TableError(path, reader.line_num, f"not a CSV file: {problem}") from None
     if not rows:
         raise TableError(path, 2, "the table has a header but no rows")
     return rows
