@@ -16,7 +16,7 @@ all: test
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev,ray]'
+	$(PY) -m pip install -e '.[dev,ray,dashboard]'
 	touch $@
 
 # The main job: a real architecture search on the embedded 8x8 digits. The REINFORCE

@@ -121,7 +121,10 @@ def test_the_wheel_holds_the_examples_reference_templates_and_spaces(
         assert f"nasforge/examples/{name}" in names
     assert not any("examples/bad" in name for name in names)
     for name in ("__init__.py", "grammar/README.md", "grammar/arch.lark",
-                 "codegen/templates/cnn.py.jinja", "controller/spaces/digits.toml"):  # fmt: skip
+                 "codegen/templates/cnn.py.jinja", "controller/spaces/digits.toml",
+                 "runtime/dashboard/templates/index.html", "runtime/dashboard/static/dashboard.js",
+                 "runtime/dashboard/static/chart.umd.min.js",
+                 "runtime/dashboard/static/chart.js.LICENSE.md"):  # fmt: skip
         assert f"nasforge/{name}" in names, name
 
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "search": "nasforge.runtime.cli.search:search_command",
     "report": "nasforge.runtime.cli.report:report_command",
     "examples": "nasforge.runtime.cli.examples:examples_command",
+    "dashboard": "nasforge.runtime.cli.dashboard:dashboard_command",
 }
 
 EXIT_ERROR = 2  # bad input of any kind; click uses 2 for usage errors too

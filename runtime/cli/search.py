@@ -27,6 +27,7 @@ from nasforge.controller.strategy import STRATEGIES
 from ..choices import DATASET_NAMES, DEVICE_CHOICES
 from ..search.config import BACKENDS, EVALUATORS, EXECUTORS, SearchConfig
 from . import Failure
+from .dashboard import beside, dashboard_options, pop_dashboard_options
 from .input import parse_pairs
 
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
@@ -182,6 +183,7 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 )
 @click.option("--no-onnx", is_flag=True, help="Do not export best_model.onnx.")
 @click.option("--no-progress", is_flag=True, help="A line per step instead of a progress bar.")
+@dashboard_options
 def search_command(
     out_dir: Path, resume: bool, top: int, no_onnx: bool, no_progress: bool, **given: Any
 ) -> None:
@@ -191,6 +193,7 @@ def search_command(
     from ..search.report import PLOT_FILE, REPORT_FILE, build_report, render, write_report
     from .progress import SearchProgress, live_bar
 
+    dashboard = pop_dashboard_options(given)
     options = parse_pairs(given.pop("options"), "--option", "lr=0.01", allow_none=True)
     config = SearchConfig.create(**given, options=options)
     if not live_bar(not no_progress):
@@ -206,7 +209,7 @@ def search_command(
         bar = SearchProgress(config.trials, done, keeper.best, enabled=not no_progress, unit=unit)
         bar.say(_ready(search))
         try:
-            with bar as progress:
+            with beside(out_dir, dashboard), bar as progress:
                 result = search.run(hooks=[keeper], on_trial=progress.trial, on_step=progress.step)
         except KeyboardInterrupt:
             click.echo(

@@ -722,6 +722,9 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     except sqlite3.OperationalError as err:
         connection.close()
         reason = str(err)
+    except sqlite3.DatabaseError as err:  # not SQLite at all: the words of _check
+        connection.close()
+        raise StoreError(f"{path} is not a nasforge trial store ({err})") from None
     wal = path.with_name(path.name + "-wal")
     if wal.is_file() and wal.stat().st_size > 0:
         raise StoreError(
