@@ -7,10 +7,11 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
-from nasforge import codegen
 from nasforge.codegen.cost import cost
 from nasforge.grammar import ArchError, parse
 from nasforge.grammar.ir import Arch
+
+from nasforge import codegen
 
 CNN = parse("cnn input 3x32x32 classes 10 lr 0.1; L1: conv 3x3 n36; L2: conv 3x3 n48 <- L1")
 RNN = parse("rnn base 2; N0: add tanh; N1: mul relu; N2: mul sigmoid; inject N0: add relu; cell N1")
