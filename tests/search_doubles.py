@@ -192,3 +192,22 @@ class GateEvaluator(Evaluator):
             time.sleep(0.02)
             waited += 0.02
         return Outcome(status="ok", reward=hidden_reward(arch))
+
+
+def interrupt_search_after(monkeypatch: Any, trial_id: int) -> Any:
+    """Make the CLI's search loop raise KeyboardInterrupt (Ctrl-C) once trial `trial_id` is
+    stored; returns the real `run_search`, to put back for a resume."""
+    import nasforge.runtime.search.loop as loop
+
+    real = loop.run_search
+
+    def interrupted(*args: Any, on_trial: Any = None, **kwargs: Any) -> Any:
+        def trial_then_stop(record: Any) -> None:
+            on_trial(record)
+            if record.id == trial_id:
+                raise KeyboardInterrupt
+
+        return real(*args, on_trial=trial_then_stop, **kwargs)
+
+    monkeypatch.setattr(loop, "run_search", interrupted)
+    return real

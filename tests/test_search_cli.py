@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from nasforge.codegen import load_file
 from nasforge.grammar import parse, to_text
 from nasforge.runtime.cli import cli
-from search_doubles import write_nb201_table
+from search_doubles import interrupt_search_after, write_nb201_table
 
 
 @pytest.fixture(scope="module")
@@ -214,23 +214,11 @@ def test_train_search_on_digits_keeps_the_best_weights_and_exports_them(tmp_path
 def test_ctrl_c_says_how_to_continue(
     table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import nasforge.runtime.search.loop as search
-
-    real = search.run_search
-
-    def interrupted(*args: object, on_trial: object = None, **kwargs: object) -> object:
-        def trial_then_stop(record: object) -> None:
-            on_trial(record)  # type: ignore[operator]
-            if record.id == 5:  # type: ignore[attr-defined]
-                raise KeyboardInterrupt
-
-        return real(*args, on_trial=trial_then_stop, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(search, "run_search", interrupted)
+    real = interrupt_search_after(monkeypatch, 5)
     out = tmp_path / "run"
     result = table_search(table, out)
     assert result.exit_code == 130
     assert f"nasforge: interrupted; 5 trials are stored in {out / 'search.db'}: run the same " in result.stderr
-    monkeypatch.setattr(search, "run_search", real)
+    monkeypatch.setattr("nasforge.runtime.search.loop.run_search", real)
     assert table_search(table, out, "--resume").exit_code == 0
     assert [r[0] for r in rows(out)] == list(range(1, 25))

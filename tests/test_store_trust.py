@@ -20,7 +20,7 @@ import torch
 from click.testing import CliRunner, Result
 from nasforge.runtime.cli import cli
 from nasforge.runtime.search.store import StoreError, TrialStore, dump_state, load_state
-from search_doubles import write_nb201_table
+from search_doubles import interrupt_search_after, write_nb201_table
 
 
 @pytest.fixture(scope="module")
@@ -302,19 +302,7 @@ def test_a_finished_search_leaves_no_trial_only_in_the_wal(
 def test_ctrl_c_leaves_no_trial_only_in_the_wal(
     table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: list[sqlite3.Connection]
 ) -> None:
-    import nasforge.runtime.search.loop as loop
-
-    real = loop.run_search
-
-    def interrupted(*args: object, on_trial: object = None, **kwargs: object) -> object:
-        def trial_then_stop(record: object) -> None:
-            on_trial(record)  # type: ignore[operator]
-            if record.id == 5:  # type: ignore[attr-defined]
-                raise KeyboardInterrupt
-
-        return real(*args, on_trial=trial_then_stop, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(loop, "run_search", interrupted)
+    interrupt_search_after(monkeypatch, 5)
     out = tmp_path / "run"
     assert table_search(table, out).exit_code == 130
     assert len(reader) == 1
