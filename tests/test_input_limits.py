@@ -167,3 +167,17 @@ def test_train_refuses_a_learning_rate_that_is_not_finite(tmp_path: Path, value:
     assert "--lr" in result.stderr
     assert "finite" in result.stderr or "range" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--cpus-per-child", "--gpus-per-child"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_search_refuses_seconds_and_resources_that_are_not_finite(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    result = run(
+        "search", "--space", "digits", "--dataset", "digits", "--trials", "1",
+        "--out", str(tmp_path / "out"), option, value,
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}': {value!r} is not a finite number." in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -28,7 +28,7 @@ from ..choices import DATASET_NAMES, DEVICE_CHOICES
 from ..search.config import BACKENDS, EVALUATORS, EXECUTORS, SearchConfig
 from . import Failure
 from .dashboard import beside, dashboard_options, pop_dashboard_options
-from .input import parse_pairs
+from .input import FiniteFloat, parse_pairs
 
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 
@@ -111,7 +111,7 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Seconds a trial may take before it is killed and recorded as failed.",
 )
 @click.option(
@@ -168,12 +168,12 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 )
 @click.option(
     "--cpus-per-child",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     help="Ray: CPUs each child's task asks for. [1]",
 )
 @click.option(
     "--gpus-per-child",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     help="Ray: GPUs each child's task asks for (fractions share a GPU). [0]",
 )
 @click.option(
