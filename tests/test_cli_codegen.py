@@ -44,6 +44,17 @@ def test_compile_no_format_and_stdin() -> None:
     assert result.stdout == generate(parse(text), black=False)
 
 
+def test_compile_into_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    out = tmp_path / "missing" / "model.py"
+    result = run("compile", str(FIG2), "-o", str(out))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"nasforge: error: -o {out}: the folder {out.parent} does not exist; create it "
+        "first (e.g. mkdir -p) or write elsewhere\n"
+    )
+    assert not out.parent.exists()
+
+
 def test_compile_bad_architecture_exits_2_with_position() -> None:
     result = run("compile", "--arch", "cnn input 3x32x32 classes 10; L1: conv 3x3")
     assert result.exit_code == 2

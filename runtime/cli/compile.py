@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from . import Failure
 from .input import read_arch
 
 
@@ -24,6 +27,11 @@ def compile_command(
     from nasforge.codegen import generate
 
     code = generate(read_arch(source, arch), black=not no_format)
+    if output is not None and not Path(output).parent.is_dir():
+        raise Failure(
+            f"-o {output}: the folder {Path(output).parent} does not exist; create it first "
+            "(e.g. mkdir -p) or write elsewhere"
+        )
     if output is None:
         click.echo(code, nl=False)
         return
