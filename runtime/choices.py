@@ -7,8 +7,20 @@ runtime/onnx_export.py).
 """
 
 DATASET_NAMES = ("digits", "mnist5k", "cifar10", "ptb", "ptb-char")
+# A --dataset that is not one of these names is a path to the user's own data set.
+PATH_FORMS = (
+    ("FOLDER/CLASS/*.png", "a folder of images in class sub-folders (ImageFolder's layout)"),
+    ("FILE.npz", "NumPy arrays x (N,C,H,W or N,H,W,C) and y; optional x_val, y_val"),
+    ("FOLDER/train.txt", "a text corpus: train.txt, valid.txt, optional test.txt (rnn)"),
+)
+DEFAULT_VAL_FRACTION = 0.2  # a user's data set without its own validation split
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 # ONNX parity, as numpy.allclose: |onnxruntime - PyTorch| <= atol + rtol * |PyTorch|
 DEFAULT_TOLERANCE = 1e-4  # atol
 DEFAULT_RTOL = 1e-4  # float32 keeps about 7 digits; kernels that sum in another order differ
 DEFAULT_CHECKS = 3  # ONNX parity: random inputs compared
+
+
+def looks_like_path(dataset: str) -> bool:
+    """Whether --dataset names a path rather than a (possibly misspelt) built-in name."""
+    return "/" in dataset or "\\" in dataset or dataset.startswith(".") or "." in dataset
