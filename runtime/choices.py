@@ -24,3 +24,12 @@ DEFAULT_CHECKS = 3  # ONNX parity: random inputs compared
 def looks_like_path(dataset: str) -> bool:
     """Whether --dataset names a path rather than a (possibly misspelt) built-in name."""
     return "/" in dataset or "\\" in dataset or dataset.startswith(".") or "." in dataset
+
+
+def absolute_dataset(dataset: str | None) -> str | None:
+    """A path --dataset made absolute (trial processes and --resume may start elsewhere)."""
+    import os
+
+    if dataset is None or dataset in DATASET_NAMES or not os.path.exists(dataset):
+        return dataset
+    return os.path.abspath(dataset)

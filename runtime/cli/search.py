@@ -24,7 +24,7 @@ import click
 from nasforge.controller.space import space_names
 from nasforge.controller.strategy import STRATEGIES
 
-from ..choices import DATASET_NAMES, DEVICE_CHOICES
+from ..choices import DATASET_NAMES, DEFAULT_VAL_FRACTION, DEVICE_CHOICES, absolute_dataset
 from ..search.config import BACKENDS, EVALUATORS, EXECUTORS, SearchConfig
 from . import Failure
 from .dashboard import beside, dashboard_options, pop_dashboard_options
@@ -40,7 +40,14 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
     help=f"A built-in search space ({', '.join(space_names())}) or the path of a space file "
     "(.toml; its format: 'Search spaces' in grammar/README.md).",
 )
-@click.option("--dataset", type=click.Choice(DATASET_NAMES), help="The train evaluator's data set.")
+@click.option(
+    "--dataset",
+    metavar="NAME|PATH",
+    callback=lambda ctx, param, value: absolute_dataset(value),
+    help=f"The train evaluator's data set: {', '.join(DATASET_NAMES)}, or a path to your own "
+    "(`nasforge datasets`; without its own validation split, a fixed seeded "
+    f"{DEFAULT_VAL_FRACTION:g} of it is held out).",
+)
 @click.option("--trials", required=True, type=click.IntRange(min=1), help="Proposals in all.")
 @click.option(
     "--workers",
