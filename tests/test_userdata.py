@@ -315,7 +315,10 @@ def test_cli_refuses_bad_data_and_mismatched_architectures(
 
 
 def test_datasets_lists_the_builtins_and_the_path_forms() -> None:
+    from nasforge.runtime.choices import BUILTIN_DATASETS
     from nasforge.runtime.data import DATASETS
+
+    assert [row[0] for row in BUILTIN_DATASETS] == list(DATASETS)
 
     result = run("datasets")
     assert result.exit_code == 0
