@@ -157,7 +157,9 @@ def test_train_on_an_image_folder_an_npz_and_a_text_folder(
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         assert metrics["status"] == "ok" and len(metrics["mean"]) == 1
         assert metrics["epochs"][-1]["val_acc"] > 0.6  # chance is 0.1
+        assert f"data: {data}: " in result.output
     assert metrics.get("class_names") is None
+    assert "(N,C,H,W assumed)" in metrics["dataset_description"]
     folder_metrics = json.loads((tmp_path / "imgs" / "metrics.json").read_text())
     assert folder_metrics["class_names"][0] == "digit0"
     corpus = text_folder(tmp_path / "corpus")

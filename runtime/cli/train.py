@@ -167,6 +167,8 @@ def train_command(
     channels = None if ir.family == "rnn" else ir.input_shape[0]  # type: ignore[union-attr]
     options = user_options(val_fraction, char, resize, skip_bad_files, channels)
     data = load_dataset(dataset, data_dir=data_dir, download=download, seed=seed, options=options)
+    if dataset not in DATASET_NAMES:  # the user's data: say how it was read
+        click.echo(f"data: {data.description}", err=True)
     check_compatible(ir, data)
     fits = training_batch(data, batch_size)
     check_fits(ir, build_kwargs(ir, data, **overrides), device=torch_device, **fits)
