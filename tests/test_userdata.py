@@ -201,12 +201,36 @@ def test_search_on_an_image_folder(image_folder: Path, tmp_path: Path) -> None:
         tmp_path / "s",
         "--no-progress",
         "--no-onnx",
+        "--val-fraction",
+        "0.25",
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["best"]["arch"].startswith("cnn input 1x8x8 classes 10")
     report = (tmp_path / "s" / "report.md").read_text()
     assert "trials: 4 of 4;" in report and " 0 failed;" in report
+    from nasforge.runtime.search.evaluators import make_evaluator
+
+    options = {"val_fraction": 0.25, "resize": "4x4"}
+    evaluator = make_evaluator("train", dataset=str(image_folder), data_options=options)
+    assert len(evaluator.data().val) == 150 and evaluator.data().input_shape == (1, 4, 4)
+    # The store records the data options: resuming with another split is refused.
+    other = refused(
+        "search",
+        "--space",
+        "digits",
+        "--dataset",
+        image_folder,
+        "--trials",
+        "5",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "s",
+        "--resume",
+        "--no-progress",
+    )
+    assert "{'val_fraction': 0.25}" in other
     refusal = refused(
         "search",
         "--space",

@@ -72,3 +72,18 @@ def user_options(
         channels=channels,
         skip_bad_files=skip_bad_files,
     )
+
+
+def pop_data_options(given: dict[str, Any]) -> dict[str, Any]:
+    """Take the data options out of a command's values: those not at their defaults, as
+    JSON (the search store records them; resize as "HxW")."""
+    values = {
+        "val_fraction": given.pop("val_fraction"),
+        "chars": given.pop("char"),
+        "resize": given.pop("resize"),
+        "skip_bad_files": given.pop("skip_bad_files"),
+    }
+    if values["resize"] is not None:
+        values["resize"] = "x".join(str(n) for n in values["resize"])
+    defaults = {"val_fraction": DEFAULT_VAL_FRACTION, "chars": False, "resize": None}
+    return {k: v for k, v in values.items() if v != defaults.get(k, False)}

@@ -28,6 +28,7 @@ from ..choices import DATASET_NAMES, DEFAULT_VAL_FRACTION, DEVICE_CHOICES, absol
 from ..search.config import BACKENDS, EVALUATORS, EXECUTORS, SearchConfig
 from . import Failure
 from .dashboard import beside, dashboard_options, pop_dashboard_options
+from .data_options import pop_data_options, user_data_options
 from .input import FiniteFloat, parse_pairs
 
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
@@ -191,6 +192,7 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 @click.option("--no-onnx", is_flag=True, help="Do not export best_model.onnx.")
 @click.option("--no-progress", is_flag=True, help="A line per step instead of a progress bar.")
 @dashboard_options
+@user_data_options
 def search_command(
     out_dir: Path, resume: bool, top: int, no_onnx: bool, no_progress: bool, **given: Any
 ) -> None:
@@ -202,7 +204,8 @@ def search_command(
 
     dashboard = pop_dashboard_options(given)
     options = parse_pairs(given.pop("options"), "--option", "lr=0.01", allow_none=True)
-    config = SearchConfig.create(**given, options=options)
+    data_options = pop_data_options(given)
+    config = SearchConfig.create(**given, options=options, data_options=data_options)
     if not live_bar(not no_progress):
         click.echo(f"nasforge search: preparing {_preparing(config)}", err=True)
     search = build_search(config, out_dir, resume=resume)
