@@ -37,13 +37,17 @@ import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from .choices import looks_like_path
 from .errors import DataError
+
+if TYPE_CHECKING:
+    from .userdata import UserDataOptions
 
 CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
@@ -67,6 +71,8 @@ class ImageData:
     std: tuple[float, ...]
     description: str
     kind: str = field(default="image", init=False)
+    # A folder of images: its class folders' names, sorted (label i is class_names[i]).
+    class_names: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -114,28 +120,48 @@ def _tensor_split(
 ) -> ImageData:
     """Split float images in [0, 1] of shape (N, C, H, W), normalised by the training split."""
     train_idx, val_idx = split_indices(len(images), val_size, seed)
-    train_x = images[train_idx]
+    return tensor_data(
+        name,
+        (images[train_idx], labels[train_idx]),
+        (images[val_idx], labels[val_idx]),
+        int(labels.max()) + 1,
+        description,
+    )
+
+
+def tensor_data(
+    name: str,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    classes: int,
+    description: str,
+    class_names: tuple[str, ...] | None = None,
+) -> ImageData:
+    """In-memory (N, C, H, W) images in [0, 1], normalised per channel by the mean and
+    standard deviation of the training split's pixels."""
+    train_x = train[0]
     axes = (0, 2, 3)
     mean = train_x.mean(axis=axes)
-    std = train_x.std(axis=axes)
+    std = np.maximum(train_x.std(axis=axes), 1e-12)  # a constant channel stays finite
     shape = (1, -1, 1, 1)
 
-    def prepare(idx: np.ndarray) -> TensorDataset:
-        x = (images[idx] - mean.reshape(shape)) / std.reshape(shape)
+    def prepare(x: np.ndarray, y: np.ndarray) -> TensorDataset:
+        x = (x - mean.reshape(shape)) / std.reshape(shape)
         return TensorDataset(
-            torch.from_numpy(x.astype(np.float32)), torch.from_numpy(labels[idx].astype(np.int64))
+            torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
         )
 
-    c, h, w = images.shape[1:]
+    c, h, w = train_x.shape[1:]
     return ImageData(
         name=name,
         input_shape=(int(c), int(h), int(w)),
-        classes=int(labels.max()) + 1,
-        train=prepare(train_idx),
-        val=prepare(val_idx),
+        classes=classes,
+        train=prepare(*train),
+        val=prepare(*val),
         mean=tuple(float(m) for m in mean),
         std=tuple(float(s) for s in std),
         description=description,
+        class_names=class_names,
     )
 
 
@@ -324,11 +350,27 @@ def tokenize_lines(lines: list[str]) -> list[str]:
     return tokens
 
 
-def _ptb(name: str, files: tuple[str, str, str], data_dir: Path | None) -> TextData:
-    how = (
+def char_lines(lines: list[str]) -> list[str]:
+    """Each line's characters separated by spaces, `_` for a space (ptb.char's form)."""
+    return [" ".join("_" if c.isspace() else c for c in line.strip()) for line in lines]
+
+
+def _ptb(
+    name: str,
+    files: tuple[str, str, str],
+    data_dir: Path | None,
+    *,
+    how: str = "",
+    chars: bool = False,
+    unk: bool = False,
+) -> TextData:
+    """A corpus of three files; `chars` tokenises characters, `unk` adds <unk> to the
+    vocabulary (a user's corpus) so that unseen validation words map to it."""
+    how = how or (
         f"--data-dir must point to a folder holding {', '.join(files)} "
         "(Mikolov's Penn Treebank language-model files; the test file is optional)"
     )
+    read = (lambda path: char_lines(_read_lines(path))) if chars else _read_lines
     if data_dir is None:
         raise DataError(f"{name} needs --data-dir; {how}")
     if not data_dir.is_dir():
@@ -336,10 +378,10 @@ def _ptb(name: str, files: tuple[str, str, str], data_dir: Path | None) -> TextD
     for required in files[:2]:
         if not (data_dir / required).is_file():
             raise DataError(f"{name}: {data_dir / required} is missing; {how}")
-    train_tokens = tokenize_lines(_read_lines(data_dir / files[0]))
+    train_tokens = tokenize_lines(read(data_dir / files[0]))
     if not train_tokens:
         raise DataError(f"{name}: {data_dir / files[0]} holds no text")
-    vocab = list(dict.fromkeys(train_tokens))
+    vocab = list(dict.fromkeys(train_tokens + ([UNK] if unk else [])))
     index = {word: i for i, word in enumerate(vocab)}
 
     def encode(tokens: list[str], filename: str) -> torch.Tensor:
@@ -356,7 +398,7 @@ def _ptb(name: str, files: tuple[str, str, str], data_dir: Path | None) -> TextD
             ids.append(i)
         return torch.tensor(ids, dtype=torch.int64)
 
-    val_tokens = tokenize_lines(_read_lines(data_dir / files[1]))
+    val_tokens = tokenize_lines(read(data_dir / files[1]))
     if len(val_tokens) < 2:
         raise DataError(f"{name}: {data_dir / files[1]} holds no text")
     train = encode(train_tokens, files[0])
@@ -395,12 +437,28 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 
 
 def load_dataset(
-    name: str, *, data_dir: str | Path | None = None, download: bool = False, seed: int = 0
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    seed: int = 0,
+    options: UserDataOptions | None = None,
 ) -> Data:
-    """Load a registered dataset; DataError when it is unknown, missing or malformed."""
+    """Load a registered dataset, or the user's data set at the path `name` (see
+    runtime/userdata.py); DataError when it is unknown, missing or malformed."""
     spec = DATASETS.get(name)
     if spec is None:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        if not (looks_like_path(name) or Path(name).exists()):
+            raise DataError(
+                f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, or give a "
+                "path: a folder of images in class sub-folders, an .npz file, or a folder "
+                "with train.txt and valid.txt (`nasforge datasets` lists them)"
+            )
+        if download:
+            raise DataError("--download applies to cifar10 only, not to a path")
+        from .userdata import UserDataOptions, load_user_data
+
+        return load_user_data(Path(name), seed=seed, options=options or UserDataOptions())
     if download and name != "cifar10":
         raise DataError(f"--download applies to cifar10 only; {name} is not downloaded")
     return spec.loader(Path(data_dir) if data_dir is not None else None, download, seed)

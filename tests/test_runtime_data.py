@@ -191,7 +191,9 @@ def test_unknown_dataset_and_download_elsewhere() -> None:
     with pytest.raises(DataError) as info:
         load_dataset("imagenet")
     assert str(info.value) == (
-        "unknown dataset 'imagenet'; choose one of digits, mnist5k, cifar10, ptb, ptb-char"
+        "unknown dataset 'imagenet'; choose one of digits, mnist5k, cifar10, ptb, ptb-char, "
+        "or give a path: a folder of images in class sub-folders, an .npz file, or a folder "
+        "with train.txt and valid.txt (`nasforge datasets` lists them)"
     )
     with pytest.raises(DataError, match="--download applies to cifar10 only"):
         load_dataset("digits", download=True)

@@ -101,7 +101,7 @@ def test_resume_with_more_trials_extends_the_search(table: Path, tmp_path: Path)
     [
         (["--space", "nope", "--evaluator", "table", "--table", "T"], "unknown space 'nope'; valid spaces: "),
         (["--space", "nb201", "--strategy", "annealing"], "Invalid value for '--strategy'"),
-        (["--space", "digits", "--dataset", "imagenet"], "Invalid value for '--dataset'"),
+        (["--space", "digits", "--dataset", "imagenet"], "unknown dataset 'imagenet'; choose one of digits, "),
         (["--space", "nb201", "--evaluator", "table"], "--evaluator table needs --table PATH"),
         (["--space", "nb201", "--evaluator", "table", "--table", "missing.csv"], "--table missing.csv: no such file"),
         (["--space", "digits"], "--evaluator train needs --dataset"),

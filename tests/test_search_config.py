@@ -69,6 +69,7 @@ def test_stored_config_keeps_the_store_format(tmp_path: Path) -> None:
     table.write_text("arch\n")
     stored = table_config(table).stored()
     assert set(stored) == {*OLD_STORED, "table", "backend", "replicas", "children"} | {
+        "data_options",
         "ps_shards",
         "cpus_per_child",
         "gpus_per_child",

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "validate": "nasforge.runtime.cli.validate:validate",
     "compile": "nasforge.runtime.cli.compile:compile_command",
     "info": "nasforge.runtime.cli.info:info",
+    "datasets": "nasforge.runtime.cli.datasets:datasets_command",
     "train": "nasforge.runtime.cli.train:train_command",
     "export": "nasforge.runtime.cli.export:export_command",
     "search": "nasforge.runtime.cli.search:search_command",

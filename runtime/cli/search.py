@@ -24,10 +24,11 @@ import click
 from nasforge.controller.space import space_names
 from nasforge.controller.strategy import STRATEGIES
 
-from ..choices import DATASET_NAMES, DEVICE_CHOICES
+from ..choices import DATASET_NAMES, DEFAULT_VAL_FRACTION, DEVICE_CHOICES, absolute_dataset
 from ..search.config import BACKENDS, EVALUATORS, EXECUTORS, SearchConfig
 from . import Failure
 from .dashboard import beside, dashboard_options, pop_dashboard_options
+from .data_options import pop_data_options, user_data_options
 from .input import FiniteFloat, parse_pairs
 
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
@@ -40,7 +41,14 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
     help=f"A built-in search space ({', '.join(space_names())}) or the path of a space file "
     "(.toml; its format: 'Search spaces' in grammar/README.md).",
 )
-@click.option("--dataset", type=click.Choice(DATASET_NAMES), help="The train evaluator's data set.")
+@click.option(
+    "--dataset",
+    metavar="NAME|PATH",
+    callback=lambda ctx, param, value: absolute_dataset(value),
+    help=f"The train evaluator's data set: {', '.join(DATASET_NAMES)}, or a path to your own "
+    "(`nasforge datasets`; without its own validation split, a fixed seeded "
+    f"{DEFAULT_VAL_FRACTION:g} of it is held out).",
+)
 @click.option("--trials", required=True, type=click.IntRange(min=1), help="Proposals in all.")
 @click.option(
     "--workers",
@@ -184,6 +192,7 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 @click.option("--no-onnx", is_flag=True, help="Do not export best_model.onnx.")
 @click.option("--no-progress", is_flag=True, help="A line per step instead of a progress bar.")
 @dashboard_options
+@user_data_options
 def search_command(
     out_dir: Path, resume: bool, top: int, no_onnx: bool, no_progress: bool, **given: Any
 ) -> None:
@@ -195,7 +204,8 @@ def search_command(
 
     dashboard = pop_dashboard_options(given)
     options = parse_pairs(given.pop("options"), "--option", "lr=0.01", allow_none=True)
-    config = SearchConfig.create(**given, options=options)
+    data_options = pop_data_options(given)
+    config = SearchConfig.create(**given, options=options, data_options=data_options)
     if not live_bar(not no_progress):
         click.echo(f"nasforge search: preparing {_preparing(config)}", err=True)
     search = build_search(config, out_dir, resume=resume)

@@ -31,6 +31,7 @@ from nasforge.grammar.errors import NasforgeError
 
 from ..choices import DATASET_NAMES, DEVICE_CHOICES
 from . import Failure
+from .data_options import user_data_options, user_options
 from .input import FiniteFloat, parse_pairs, read_arch
 
 METRICS_VERSION = 1
@@ -70,8 +71,13 @@ def _write_json(path: Path, payload: dict[str, object]) -> None:
 @click.argument("source", required=False, metavar="[FILE|-]")
 @click.option("--arch", metavar="STRING", help="The architecture text itself.")
 @click.option(
-    "--dataset", required=True, type=click.Choice(DATASET_NAMES), help="What to train on."
+    "--dataset",
+    required=True,
+    metavar="NAME|PATH",
+    help=f"What to train on: {', '.join(DATASET_NAMES)}, or a path to your own data "
+    "(`nasforge datasets` lists the forms).",
 )
+@user_data_options
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -134,6 +140,10 @@ def train_command(
     workers: int,
     model_args: tuple[str, ...],
     no_progress: bool,
+    val_fraction: float,
+    char: bool,
+    resize: tuple[int, int] | None,
+    skip_bad_files: bool,
 ) -> None:
     """Train an architecture (FILE, `-` for stdin, or --arch STRING) on --dataset."""
 
@@ -154,7 +164,11 @@ def train_command(
     overrides = parse_model_args(model_args)
     torch_device = resolve_device(device)
     set_threads(threads)
-    data = load_dataset(dataset, data_dir=data_dir, download=download, seed=seed)
+    channels = None if ir.family == "rnn" else ir.input_shape[0]  # type: ignore[union-attr]
+    options = user_options(val_fraction, char, resize, skip_bad_files, channels)
+    data = load_dataset(dataset, data_dir=data_dir, download=download, seed=seed, options=options)
+    if dataset not in DATASET_NAMES:  # the user's data: say how it was read
+        click.echo(f"data: {data.description}", err=True)
     check_compatible(ir, data)
     fits = training_batch(data, batch_size)
     check_fits(ir, build_kwargs(ir, data, **overrides), device=torch_device, **fits)
@@ -245,6 +259,7 @@ def _record(
         "family": ir.family,
         "dataset": dataset,
         "dataset_description": data.description,
+        **_normalisation(data),
         "build_kwargs": kwargs,
         "device": str(device),
         "seed": seed,
@@ -252,6 +267,16 @@ def _record(
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+def _normalisation(data: Any) -> dict[str, object]:
+    """An image set's per-channel mean/std (applied inside training) and class names."""
+    if getattr(data, "kind", None) != "image":
+        return {}
+    record: dict[str, object] = {"mean": list(data.mean), "std": list(data.std)}
+    if data.class_names is not None:
+        record["class_names"] = list(data.class_names)
+    return record
 
 
 def _save(

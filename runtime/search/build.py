@@ -130,6 +130,7 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
         device=config.device,
         threads=_threads(config),
         data_dir=config.data_dir,
+        data_options=config.data_options,
         table=config.table,
         weights_dir=out_dir / WEIGHTS_DIR,
     )

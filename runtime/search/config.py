@@ -37,12 +37,14 @@ IDENTITY = (
     "options",
     "evaluator",
     "dataset",
+    "data_options",
     "table",
     "epochs",
     "seed",
     "batch",
 )
-IDENTITY_DEFAULTS = {"backend": "local"}  # for stores older than the key
+# for stores older than the key
+IDENTITY_DEFAULTS: dict[str, Any] = {"backend": "local", "data_options": {}}
 RAY_FIELDS = (
     "address",
     "replicas",
@@ -60,6 +62,7 @@ STORED = (
     "options",
     "evaluator",
     "dataset",
+    "data_options",
     "table",
     "epochs",
     "seed",
@@ -87,6 +90,9 @@ class SearchConfig:
     options: dict[str, Any] = field(default_factory=dict)  # the strategy's --option pairs
     evaluator: str = "train"
     dataset: str | None = None  # train evaluator only
+    # A path --dataset's options that differ from their defaults (JSON: val_fraction,
+    # char, resize as "HxW", skip_bad_files).
+    data_options: dict[str, Any] = field(default_factory=dict)
     table: str | None = None  # table evaluator only: the CSV's absolute path
     epochs: int | None = 1  # train evaluator only
     seed: int = 0
@@ -118,6 +124,7 @@ class SearchConfig:
         config = dataclasses.replace(
             config,
             dataset=config.dataset if config.evaluator == "train" else None,
+            data_options=config.data_options if config.evaluator == "train" else {},
             table=str(Path(config.table).resolve()) if config.evaluator == "table" else None,
             epochs=config.epochs if config.evaluator == "train" else None,
         )

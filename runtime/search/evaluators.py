@@ -53,6 +53,7 @@ class TrainEvaluator(Evaluator):
         max_batches: int | None = None,
         data_seed: int = 0,
         weights_dir: str | Path | None = None,
+        data_options: dict[str, Any] | None = None,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be at least 1, not {epochs}")
@@ -67,6 +68,7 @@ class TrainEvaluator(Evaluator):
         # Where to save each trained child's state_dict (HASH.pt), so the search can
         # keep its best one's weights (the trial ran in another process); None: nowhere.
         self.weights_dir = None if weights_dir is None else str(weights_dir)
+        self.data_options = dict(data_options or {})  # a path data set's (see SearchConfig)
         self._data: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -76,8 +78,17 @@ class TrainEvaluator(Evaluator):
         """The dataset, loaded on first use (DataError when it cannot be)."""
         if self._data is None:
             from ..data import load_dataset
+            from ..userdata import UserDataOptions
 
-            self._data = load_dataset(self.dataset, data_dir=self.data_dir, seed=self.data_seed)
+            options = dict(self.data_options)
+            if options.get("resize"):
+                options["resize"] = tuple(int(n) for n in str(options["resize"]).split("x"))
+            self._data = load_dataset(
+                self.dataset,
+                data_dir=self.data_dir,
+                seed=self.data_seed,
+                options=UserDataOptions(**options),
+            )
         return self._data
 
     def check(self) -> None:
@@ -173,6 +184,7 @@ def make_evaluator(
     data_dir: str | Path | None = None,
     table: str | Path | None = None,
     weights_dir: str | Path | None = None,
+    data_options: dict[str, Any] | None = None,
 ) -> Evaluator:
     """The evaluator called `name`, built from the search's options; NasforgeError (a clear
     message) when an option it needs is missing or wrong."""
@@ -186,6 +198,7 @@ def make_evaluator(
             threads=threads,
             data_dir=data_dir,
             weights_dir=weights_dir,
+            data_options=data_options,
         )
         evaluator.check()
         return evaluator
