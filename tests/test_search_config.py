@@ -91,3 +91,17 @@ def test_resume_compares_identity_fields_with_old_defaults(tmp_path: Path) -> No
     ]
     ray = table_config(table, backend="ray", strategy="random")
     assert ray.resume_differences(old)[0] == "--backend ray (the stored search has local)"
+
+
+def test_resume_differences_name_the_options_as_the_command_line_spells_them(
+    tmp_path: Path,
+) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text("arch\n")
+    stored = {**OLD_STORED, "table": str(table.resolve()), "data_options": {"char": True}}
+    config = table_config(table, options={"population": 5}, strategy="evolution")
+    assert config.resume_differences({**stored, "strategy": "evolution"}) == [
+        "--option {'population': 5} (the stored search has {})",
+        "the data options (--val-fraction, --char, --resize, --skip-bad-files) {} "
+        "(the stored search has {'char': True})",
+    ]

@@ -160,7 +160,7 @@ class SearchConfig:
 
         mine = self.stored()
         return [
-            f"--{key} {_show(mine[key])} (the stored search has {_show(recorded(key))})"
+            f"{_option_text(key)} {_show(mine[key])} (the stored search has {_show(recorded(key))})"
             for key in IDENTITY
             if recorded(key) != mine[key]
         ]
@@ -212,6 +212,18 @@ class SearchConfig:
                 "between updates, and this option needs some; use --backend local"
             )
         return config
+
+
+# Config fields that are not spelled as one command-line option.
+_OPTION_TEXTS = {
+    "options": "--option",
+    "data_options": "the data options (--val-fraction, --char, --resize, --skip-bad-files)",
+}
+
+
+def _option_text(key: str) -> str:
+    """How the command line spells the config field `key`."""
+    return _OPTION_TEXTS.get(key, f"--{key.replace('_', '-')}")
 
 
 def _show(value: object) -> str:
