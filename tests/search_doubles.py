@@ -211,3 +211,15 @@ def interrupt_search_after(monkeypatch: Any, trial_id: int) -> Any:
 
     monkeypatch.setattr(loop, "run_search", interrupted)
     return real
+
+
+def poll_until(condition: Any, *, polls: int, interval: float = 0.05) -> bool:
+    """Check `condition()` up to `polls` times, `interval` seconds apart; whether it held.
+
+    A bound on how often a test looks (so a hung process cannot hang the suite), never a
+    claim about speed: the callers' bounds are minutes more than the work needs."""
+    for _ in range(polls):
+        if condition():
+            return True
+        time.sleep(interval)
+    return bool(condition())

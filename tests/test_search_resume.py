@@ -8,18 +8,17 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from nasforge.runtime.cli import cli
-from search_doubles import write_nb201_table
+from search_doubles import poll_until, write_nb201_table
 
 TRIALS = 24
 # Waits end after this long only if something hangs: the test bounds no speed (a loaded
 # machine may take minutes), and without a bound a hang would stop the suite.
-HANG_S = 600
+HANG_POLLS = 30_000  # looks at most this often (minutes); ends the wait only on a hang
 COLUMNS = "id, step, slot, arch, status, reward, repeat_of, metrics, seconds, worker, finished_at"
 
 
@@ -84,13 +83,15 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + HANG_S
     children: set[int] = set()
-    while count(out) < 7:
-        assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
-        assert time.monotonic() < deadline, f"the search hangs: under 7 trials in {HANG_S} s"
-        children |= descendants(process.pid)
-        time.sleep(0.02)
+
+    def seven_stored_or_ended() -> bool:
+        children.update(descendants(process.pid))
+        return count(out) >= 7 or process.poll() is not None
+
+    poll_until(seven_stored_or_ended, polls=HANG_POLLS, interval=0.02)
+    assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
+    assert count(out) >= 7, "the search stored fewer than 7 trials and is still running"
     children |= descendants(process.pid)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -99,9 +100,7 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     assert 7 <= len(before) < TRIALS, "the kill should land mid-run"
     # The fork server and trial processes notice and end: no orphan keeps a core busy.
     assert children
-    until = time.monotonic() + HANG_S
-    while any(alive(pid) for pid in children) and time.monotonic() < until:
-        time.sleep(0.1)
+    poll_until(lambda: not any(alive(pid) for pid in children), polls=HANG_POLLS)
     assert not [pid for pid in children if alive(pid)]
 
     resumed = subprocess.run(
