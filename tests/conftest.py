@@ -62,3 +62,11 @@ def real_nb201_csv() -> Path:
     if not path.exists():
         pytest.skip(f"the NAS-Bench-201 table is not at {path} (set NASFORGE_NB201_CSV)")
     return path
+
+
+@pytest.fixture(scope="session")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A NAS-Bench-201-format CSV for the table evaluator, written once per run."""
+    from search_doubles import write_nb201_table
+
+    return write_nb201_table(tmp_path_factory.mktemp("table") / "nb201.csv")

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 import pytest
+from cli_runner import run
 from click.testing import CliRunner
 from nasforge.grammar import NasforgeError, parse, to_text
-from nasforge.runtime.cli import LazyGroup, cli
+from nasforge.runtime.cli import LazyGroup
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.arch"))
@@ -25,8 +26,6 @@ BAD_MESSAGE = (
 )
 
 
-def run(*args: str, stdin: str | None = None) -> click.testing.Result:
-    return CliRunner().invoke(cli, list(args), input=stdin, prog_name="nasforge")
 
 
 def test_examples_exist() -> None:

@@ -7,18 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
+from cli_runner import run
 from nasforge.codegen import generate
 from nasforge.codegen.cost import cost
 from nasforge.grammar import parse
-from nasforge.runtime.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 FIG2 = ROOT / "examples" / "fig2_plain.arch"
 
 
-def run(*args: str, stdin: str | None = None):
-    return CliRunner().invoke(cli, list(args), input=stdin, prog_name="nasforge")
 
 
 def test_compile_to_stdout_is_generate() -> None:

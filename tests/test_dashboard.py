@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,33 +23,22 @@ import pytest
 pytest.importorskip("starlette", reason="the dashboard's extra: pip install 'nasforge[dashboard]'")
 pytest.importorskip("httpx2", reason="Starlette's test client needs httpx2 (the dev extra)")
 
-import torch
-from click.testing import CliRunner, Result
+from cli_runner import run
 from nasforge.codegen import generate
 from nasforge.grammar import parse
-from nasforge.runtime.cli import cli
 from nasforge.runtime.cli.dashboard import beside
 from nasforge.runtime.dashboard import files, views
 from nasforge.runtime.dashboard.app import create_app
 from nasforge.runtime.dashboard.reader import StoreReader
 from nasforge.runtime.dashboard.serve import Background
 from nasforge.runtime.search.store import TrialStore
-from search_doubles import write_nb201_table
 from starlette.testclient import TestClient
 
 LOOPBACK = "http://127.0.0.1"
 
 
-@pytest.fixture(autouse=True)
-def keep_threads() -> Iterator[None]:
-    """A search sets torch's process-wide thread count; restore it."""
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def search_args(table: Path, out: Path, trials: int, *extra: str) -> list[str]:
@@ -61,9 +49,6 @@ def search_args(table: Path, out: Path, trials: int, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_nb201_table(tmp_path_factory.mktemp("table") / "nb201.csv")
 
 
 @pytest.fixture(scope="module")

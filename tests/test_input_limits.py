@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_runner import run
 from nasforge.controller.space import MAX_SPACE_CHARS, SpaceError, load_space
 from nasforge.grammar import limits
-from nasforge.runtime.cli import cli
 from nasforge.runtime.search.table import MAX_TABLE_BYTES, TableError, TableEvaluator
 
 GOOD = "cnn input 3x32x32 classes 10; L1: conv 3x3 n36; L2: conv 3x3 n48 <- L1\n"
@@ -22,8 +21,6 @@ ROW = f"6111,{CELL},84.3840,177.33,91.6067,94.3733"
 TOO_LONG = f"more than {limits.MAX_SOURCE_CHARS:,} characters"
 
 
-def run(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, list(args), input=stdin, prog_name="nasforge")
 
 
 def _process(args: list[str], stdin: object = subprocess.DEVNULL) -> subprocess.CompletedProcess:

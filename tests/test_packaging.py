@@ -15,16 +15,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-from nasforge.runtime.cli import cli
+from cli_runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.arch"))
 REFERENCE = ROOT / "grammar" / "README.md"
 
 
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="nasforge")
 
 
 def test_the_version_is_the_distributions() -> None:

@@ -30,7 +30,6 @@ from search_doubles import (  # noqa: E402
     KillOnceTableEvaluator,
     ScriptedEvaluator,
     poll_until,
-    write_nb201_table,
 )
 
 TESTS = Path(__file__).resolve().parent
@@ -52,10 +51,6 @@ def cluster() -> str:
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
-
-@pytest.fixture(scope="module")
-def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_nb201_table(tmp_path_factory.mktemp("nb201") / "nb201.csv")
 
 
 def _rows(store: TrialStore) -> list[tuple[object, ...]]:

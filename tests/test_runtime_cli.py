@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
+from cli_runner import run
 from nasforge.codegen import generate, load_file
 from nasforge.grammar import parse, to_text
-from nasforge.runtime.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS_ARCH = ROOT / "examples" / "digits_cnn.arch"
@@ -53,8 +52,6 @@ assert diff == 0.0, diff
 """
 
 
-def run(*args: str, stdin: str | None = None):
-    return CliRunner().invoke(cli, list(args), input=stdin, prog_name="nasforge")
 
 
 def make_text(root: Path) -> Path:

@@ -8,20 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from cli_runner import run
+from click.testing import Result
 from nasforge.codegen import load_file
 from nasforge.grammar import parse, to_text
-from nasforge.runtime.cli import cli
-from search_doubles import interrupt_search_after, write_nb201_table
-
-
-@pytest.fixture(scope="module")
-def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_nb201_table(tmp_path_factory.mktemp("table") / "nb201.csv")
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
+from search_doubles import interrupt_search_after
 
 
 def table_search(table: Path, out: Path, *extra: str) -> Result:

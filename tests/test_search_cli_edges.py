@@ -7,30 +7,17 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from cli_runner import run
+from click.testing import Result
 from nasforge.codegen import load_file
-from nasforge.runtime.cli import cli
 from nasforge.runtime.search.build import build_search
 from nasforge.runtime.search.config import SearchConfig
 from search_doubles import write_nb201_table
-
-
-@pytest.fixture(autouse=True)
-def keep_threads() -> Iterator[None]:
-    """The train evaluator sets torch's process-wide thread count; restore it."""
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def digits_search(out: Path, *extra: str) -> Result:

@@ -17,19 +17,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner, Result
-from nasforge.runtime.cli import cli
+from cli_runner import run
+from click.testing import Result
 from nasforge.runtime.search.store import StoreError, TrialStore, dump_state, load_state
-from search_doubles import interrupt_search_after, write_nb201_table
-
-
-@pytest.fixture(scope="module")
-def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_nb201_table(tmp_path_factory.mktemp("table") / "nb201.csv")
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
+from search_doubles import interrupt_search_after
 
 
 def table_search(table: Path, out: Path, *extra: str) -> Result:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,6 @@ from nasforge.runtime.cli import cli
 TINY_CNN = "cnn input 1x8x8 classes 10; L1: conv 3x3 n8; L2: conv 3x3 n8 <- L1"
 
 
-@pytest.fixture(autouse=True)
-def keep_threads() -> Iterator[None]:
-    """train sets torch's process-wide thread count; the CLI runs in this process here."""
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 def train(out: Path, *extra: str) -> Result:

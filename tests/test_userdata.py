@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from nasforge.runtime.cli import cli
+from cli_runner import run
 from nasforge.runtime.data import ImageData, TextData, load_dataset
 from nasforge.runtime.errors import DataError
 from nasforge.runtime.userdata import UserDataOptions
@@ -57,8 +56,6 @@ def text_folder(root: Path) -> Path:
     return root
 
 
-def run(*args: object):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="nasforge")
 
 
 def refused(*args: str) -> str:
