@@ -155,6 +155,23 @@ class Space(ABC):
             )
         return other
 
+    def with_data(self, input_shape: Sequence[int], classes: int) -> Space:
+        """A copy whose architectures take `input_shape` ([C, H, W]) and `classes` classes.
+
+        Image families only (cnn, cells): a built-in space follows the data set it
+        searches on. The copy is checked by building its first architecture, so a
+        space that cannot hold such an input raises the grammar's error here.
+        """
+        if not hasattr(self, "input_shape"):
+            raise ValueError(f"the space {self.name!r} ({self.family}) takes no image input")
+        other = copy.copy(self)
+        other._slots = {}
+        other.input_shape = tuple(int(n) for n in input_shape)  # type: ignore[attr-defined]
+        other.classes = int(classes)  # type: ignore[attr-defined]
+        depth = other.depth_at(0)
+        other.to_arch([0] * len(other.slots(depth)), depth)
+        return other
+
     def size(self, depth: int | None = None) -> int:
         """How many decision sequences there are at `depth`."""
         total = 1
