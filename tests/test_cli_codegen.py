@@ -34,6 +34,20 @@ def test_compile_to_file_runs_standalone(tmp_path: Path) -> None:
     assert "parameters: 180,222" in done.stdout
 
 
+def test_compile_never_overwrites_silently(tmp_path: Path) -> None:
+    out = tmp_path / "model.py"
+    out.write_text("# the user's own file\n")
+    result = run("compile", str(FIG2), "-o", str(out))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"nasforge: error: -o {out} already exists; add --overwrite to replace it, "
+        "or write elsewhere\n"
+    )
+    assert out.read_text() == "# the user's own file\n"
+    assert run("compile", str(FIG2), "-o", str(out), "--overwrite").exit_code == 0
+    assert out.read_text() == generate(parse(FIG2.read_text()))
+
+
 def test_compile_no_format_and_stdin() -> None:
     text = FIG2.read_text()
     result = run("compile", "-", "--no-format", stdin=text)

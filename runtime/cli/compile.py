@@ -19,9 +19,10 @@ from .input import read_arch
     type=click.Path(dir_okay=False, writable=True),
     help="Write here instead of stdout.",
 )
+@click.option("--overwrite", is_flag=True, help="Replace the file -o names if it exists.")
 @click.option("--no-format", is_flag=True, help="Skip black (faster; same code, unformatted).")
 def compile_command(
-    source: str | None, arch: str | None, output: str | None, no_format: bool
+    source: str | None, arch: str | None, output: str | None, overwrite: bool, no_format: bool
 ) -> None:
     """Compile an architecture (FILE, `-` for stdin, or --arch STRING) to Python source."""
     from nasforge.codegen import generate
@@ -35,6 +36,10 @@ def compile_command(
     if output is None:
         click.echo(code, nl=False)
         return
+    if Path(output).exists() and not overwrite:
+        raise Failure(
+            f"-o {output} already exists; add --overwrite to replace it, or write elsewhere"
+        )
     with open(output, "w", encoding="utf-8") as handle:
         handle.write(code)
     click.echo(f"wrote {output}", err=True)
