@@ -16,6 +16,11 @@ class LayerKind:
     name: str
     has_filters: bool  # conv and sep layers choose their filter count; pooling keeps channels
     doc: str
+    # Pooling may take a filter count all the same: `maxpool 3x3 n36` first projects its
+    # input to 36 channels (1x1 conv -> batch norm -> ReLU), as ENAS's pool branch does
+    # (src/cifar10/general_child.py, `_pool_branch`), so every op of ENAS's macro space
+    # outputs the same width.
+    projects: bool = False
 
 
 LAYER_KINDS: dict[str, LayerKind] = {
@@ -32,8 +37,8 @@ LAYER_KINDS: dict[str, LayerKind] = {
             "depthwise separable convolution: depthwise conv -> pointwise 1x1 conv -> "
             "batch norm -> ReLU",
         ),
-        LayerKind("maxpool", False, "max pooling"),
-        LayerKind("avgpool", False, "average pooling"),
+        LayerKind("maxpool", False, "max pooling", projects=True),
+        LayerKind("avgpool", False, "average pooling", projects=True),
     )
 }
 
