@@ -33,7 +33,6 @@ inputs of different sizes are zero-padded before concatenation.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from nasforge.grammar import limits, ops, validate
@@ -43,7 +42,6 @@ from .space import ANCHOR_CHOICES, Slot, Space, Table
 
 FIELDS = ("kernel_h", "kernel_w", "stride_h", "stride_w", "filters")
 OP_FIELDS = ("op", "stride_h", "stride_w", "filters")  # a space with `ops`
-_OP = re.compile(r"([a-z][a-z0-9_]*) ([0-9]+)x([0-9]+)\Z")
 
 
 class CnnSpace(Space):
@@ -315,16 +313,10 @@ class CnnSpace(Space):
 
 def _parse_op(label: str) -> tuple[str, tuple[int, int]]:
     """A layer op `KIND HxW` as (kind, kernel); ValueError if it is not one."""
-    match = _OP.match(label)
-    if match is None or match.group(1) not in ops.LAYER_KINDS:
-        raise ValueError(
-            f"a layer op is a layer kind and its kernel, such as 'conv 3x3', not {label!r}; "
-            f"layer kinds: {', '.join(ops.LAYER_KINDS)}"
-        )
-    kernel = (int(match.group(2)), int(match.group(3)))
+    kind, kernel = ops.split_layer_op(label)
     if not all(1 <= k <= limits.MAX_KERNEL for k in kernel):
         raise ValueError(f"{label!r}: a kernel side is from 1 to {limits.MAX_KERNEL}")
-    return match.group(1), kernel
+    return kind, kernel
 
 
 def _read_ops(layer: Table) -> tuple[str, ...]:

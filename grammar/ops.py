@@ -42,6 +42,24 @@ LAYER_KINDS: dict[str, LayerKind] = {
     )
 }
 
+
+
+def split_layer_op(label: str) -> tuple[str, tuple[int, int]]:
+    """A layer op `KIND HxW` (a cnn space's op choice, e.g. "sep 5x5") as (kind, kernel).
+
+    ValueError if `label` is not a layer kind, one space and a kernel size.
+    """
+    kind, _, size = label.partition(" ")
+    height, _, width = size.partition("x")
+    canonical = height.isdigit() and width.isdigit() and f"{kind} {int(height)}x{int(width)}"
+    if kind not in LAYER_KINDS or canonical != label:
+        raise ValueError(
+            f"a layer op is a layer kind and its kernel, such as 'conv 3x3', not {label!r}; "
+            f"layer kinds: {', '.join(LAYER_KINDS)}"
+        )
+    return kind, (int(height), int(width))
+
+
 # Per-layer switches that may follow a layer's sizes (layers with filters only).
 LAYER_FLAGS: dict[str, str] = {
     "nobn": "leave out the batch norm after a conv (its last conv then has a bias)",
