@@ -15,9 +15,7 @@ from typing import Any
 
 from .strategy import Proposal, Strategy, check_option
 
-MAX_POPULATION = (
-    1_000_000  # population and tournament size: each member is kept in memory
-)
+MAX_POPULATION = 1_000_000  # population and tournament size: each member is kept in memory
 MAX_DEPTH = 1_000_000  # the space checks the depth it can sample; this bounds the type
 
 
@@ -29,9 +27,7 @@ def _check_depth(depth: int | None) -> None:
 def _choice_counts(space: Any, depth: int | None) -> tuple[int, ...]:
     counts = tuple(len(slot.choices) for slot in space.slots(depth=depth))
     if not counts or min(counts) < 1:
-        raise ValueError(
-            "a search space needs at least one slot, each with at least one choice"
-        )
+        raise ValueError("a search space needs at least one slot, each with at least one choice")
     return counts
 
 
@@ -61,9 +57,7 @@ class RandomSearch(Strategy):
         self.asked += n
         return proposals
 
-    def tell(
-        self, proposals: Sequence[Proposal], rewards: Sequence[float]
-    ) -> dict[str, float]:
+    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
         _check_told(proposals, rewards)
         return {"asked": float(self.asked)}
 
@@ -142,9 +136,7 @@ class RegularizedEvolution(Strategy):
         choice = other if other < decisions[slot] else other + 1  # skip the current one
         return (*decisions[:slot], choice, *decisions[slot + 1 :])
 
-    def tell(
-        self, proposals: Sequence[Proposal], rewards: Sequence[float]
-    ) -> dict[str, float]:
+    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
         _check_told(proposals, rewards)
         for proposal, reward in zip(proposals, rewards, strict=True):
             self.population.append((tuple(proposal.decisions), float(reward)))
@@ -161,9 +153,7 @@ class RegularizedEvolution(Strategy):
         return {
             "rng": self.rng.getstate(),
             "asked": self.asked,
-            "population": [
-                (list(decisions), reward) for decisions, reward in self.population
-            ],
+            "population": [(list(decisions), reward) for decisions, reward in self.population],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

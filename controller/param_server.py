@@ -73,14 +73,10 @@ class Layout:
             if name not in wanted:
                 continue
             size = math.prod(shape)
-            out[name] = torch.from_numpy(np.array(vector[at : at + size])).reshape(
-                shape
-            )
+            out[name] = torch.from_numpy(np.array(vector[at : at + size])).reshape(shape)
             at += size
         if at != len(vector):
-            raise ValueError(
-                f"a packed vector of {len(vector)} values for {at} in the layout"
-            )
+            raise ValueError(f"a packed vector of {len(vector)} values for {at} in the layout")
         return out
 
 
@@ -107,9 +103,7 @@ class Applied:
     """What a shard did with a pushed gradient."""
 
     version: int  # the shard's version after the push
-    staleness: (
-        int  # how many versions the shard had moved on since the weights were pulled
-    )
+    staleness: int  # how many versions the shard had moved on since the weights were pulled
     applied: bool  # False: this round's gradient was applied before (a retried push)
 
 
@@ -123,9 +117,7 @@ class ParameterShard:
         *,
         baseline_decay: float | None = None,
     ) -> None:
-        self.params = {
-            name: nn.Parameter(t.detach().clone()) for name, t in weights.items()
-        }
+        self.params = {name: nn.Parameter(t.detach().clone()) for name, t in weights.items()}
         self.optimizer = torch.optim.Adam(list(self.params.values()), **adam)
         self.version = 0
         self.applied: set[int] = set()
@@ -135,11 +127,7 @@ class ParameterShard:
 
     def pull(self) -> tuple[int, Weights, float | None]:
         """(version, a copy of the weights, the baseline)."""
-        return (
-            self.version,
-            {n: p.detach().clone() for n, p in self.params.items()},
-            self.baseline,
-        )
+        return self.version, {n: p.detach().clone() for n, p in self.params.items()}, self.baseline
 
     def apply(
         self, round_id: int, grads: Weights, pulled_version: int, reward_mean: float
@@ -160,9 +148,7 @@ class ParameterShard:
         if self.baseline_decay is not None:
             # Reinforce.next_baseline's moving average, kept where every replica reads it.
             base = reward_mean if self.baseline is None else self.baseline
-            self.baseline = (
-                self.baseline_decay * base + (1 - self.baseline_decay) * reward_mean
-            )
+            self.baseline = self.baseline_decay * base + (1 - self.baseline_decay) * reward_mean
         self.version += 1
         self.applied.add(round_id)
         return Applied(self.version, staleness, applied=True)
@@ -193,9 +179,7 @@ def make_shards(strategy: Reinforce, count: int) -> list[ParameterShard]:
     """The shards of a fresh controller: `strategy`'s initial weights and Adam settings."""
     named = dict(strategy.policy.named_parameters())
     groups = split_parameters({n: p.numel() for n, p in named.items()}, count)
-    adam = {
-        k: v for k, v in strategy.optimizer.param_groups[0].items() if k != "params"
-    }
+    adam = {k: v for k, v in strategy.optimizer.param_groups[0].items() if k != "params"}
     return [
         ParameterShard(
             {n: named[n] for n in names},

@@ -146,9 +146,7 @@ class Reinforce(Strategy):
     def __init__(self, space: Space, *, seed: int = 0, **options: Any) -> None:
         self.options = opts = ReinforceOptions(**options)
         self.space = opts.scheduled(space)
-        self.fixed_depth = (
-            None if opts.depth is None else self.space.check_depth(opts.depth)
-        )
+        self.fixed_depth = None if opts.depth is None else self.space.check_depth(opts.depth)
         # The weights are drawn from a generator of their own, so building a
         # controller neither reads nor disturbs torch's global RNG.
         with torch.random.fork_rng(devices=[]):
@@ -162,9 +160,7 @@ class Reinforce(Strategy):
                 tanh_constant=opts.tanh_constant,
             )
         # foreach: one fused update (per-tensor Python overhead is most of a tiny one's cost)
-        self.optimizer = torch.optim.Adam(
-            self.policy.parameters(), lr=opts.lr, foreach=True
-        )
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=opts.lr, foreach=True)
         self.generator = torch.Generator().manual_seed(seed)
         self.surrogate = KernelRidge(opts.screen_ridge)
         # screen's memory: (decisions, depth) -> the first reward told for that architecture
@@ -172,9 +168,7 @@ class Reinforce(Strategy):
         self.baseline: float | None = None
         self.samples = 0  # proposals handed out: the depth schedule's clock
         self.updates = 0
-        self.last_log_probs: Tensor | None = (
-            None  # of the latest ask, for checks and logs
-        )
+        self.last_log_probs: Tensor | None = None  # of the latest ask, for checks and logs
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
@@ -192,9 +186,7 @@ class Reinforce(Strategy):
 
     def sample(self, n: int, depth: int | None = None) -> Rollout:
         """Draw n decision sequences at `depth` (default: the schedule's) without counting them."""
-        return self.policy.sample(
-            n, depth if depth is not None else self.depth(), self.generator
-        )
+        return self.policy.sample(n, depth if depth is not None else self.depth(), self.generator)
 
     def ask(self, n: int, *, depth: int | None = None) -> list[Proposal]:
         """The next n proposals, at the schedule's depth unless `depth` says otherwise."""
@@ -206,9 +198,7 @@ class Reinforce(Strategy):
         self.samples += n
         self.last_log_probs = rollout.log_prob
         rows = rollout.decisions.tolist()
-        return [
-            Proposal(self.space.to_text(row, depth), tuple(row), depth) for row in rows
-        ]
+        return [Proposal(self.space.to_text(row, depth), tuple(row), depth) for row in rows]
 
     def _screened(self, candidates: Rollout, n: int, depth: int | None) -> Rollout:
         """screen: the n candidates to pay for, best predicted first among the new ones."""
@@ -218,9 +208,7 @@ class Reinforce(Strategy):
             chosen = list(range(n))
         else:
             rows = candidates.decisions.tolist()
-            fresh: dict[tuple[int, ...], int] = (
-                {}
-            )  # first index of each new distinct row
+            fresh: dict[tuple[int, ...], int] = {}  # first index of each new distinct row
             for i, row in enumerate(rows):
                 key = tuple(row)
                 if key not in fresh and (key, depth) not in self.told:
@@ -236,24 +224,18 @@ class Reinforce(Strategy):
             chosen += [i for i in range(len(rows)) if i not in taken][: n - len(chosen)]
         index = torch.tensor(chosen)
         return Rollout(
-            candidates.decisions[index],
-            candidates.log_prob[index],
-            candidates.entropy[index],
+            candidates.decisions[index], candidates.log_prob[index], candidates.entropy[index]
         )
 
     def log_prob(self, decisions: Sequence[int], depth: int | None = None) -> float:
         """The policy's log-probability of one decision sequence (e.g. from decisions_of)."""
         return float(self.log_probs([decisions], depth)[0])
 
-    def log_probs(
-        self, decisions: Sequence[Sequence[int]], depth: int | None = None
-    ) -> Tensor:
+    def log_probs(self, decisions: Sequence[Sequence[int]], depth: int | None = None) -> Tensor:
         """Log-probabilities of several decision sequences of the same depth."""
         depth = self.space.check_depth(depth)
         width = len(self.space.slots(depth))
-        table = torch.tensor([list(d) for d in decisions], dtype=torch.long).reshape(
-            -1, width
-        )
+        table = torch.tensor([list(d) for d in decisions], dtype=torch.long).reshape(-1, width)
         with torch.no_grad():
             return self.policy.score(table, depth).log_prob
 
@@ -267,9 +249,7 @@ class Reinforce(Strategy):
         for i, proposal in enumerate(proposals):
             by_depth.setdefault(proposal.depth, []).append(i)
         for depth, rows in by_depth.items():
-            table = torch.tensor(
-                [proposals[i].decisions for i in rows], dtype=torch.long
-            )
+            table = torch.tensor([proposals[i].decisions for i in rows], dtype=torch.long)
             rollout = self.policy.score(table, depth)
             index = torch.tensor(rows)
             log_prob = log_prob.index_put((index,), rollout.log_prob)
@@ -293,20 +273,13 @@ class Reinforce(Strategy):
         self.baseline = self.next_baseline(self.baseline, rewards)
         return advantages
 
-    def loss(
-        self, proposals: Sequence[Proposal], advantages: Tensor
-    ) -> tuple[Tensor, Tensor]:
+    def loss(self, proposals: Sequence[Proposal], advantages: Tensor) -> tuple[Tensor, Tensor]:
         """The REINFORCE loss of a batch (with gradient) and the batch's mean entropy."""
         log_prob, entropy = self._score(proposals)
-        loss = (
-            -(advantages * log_prob).mean()
-            - self.options.entropy_weight * entropy.mean()
-        )
+        loss = -(advantages * log_prob).mean() - self.options.entropy_weight * entropy.mean()
         return loss, entropy.detach().mean()
 
-    def _remember(
-        self, proposals: Sequence[Proposal], rewards: Sequence[float]
-    ) -> None:
+    def _remember(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> None:
         """With screen, note the architectures told and their first rewards."""
         if not self.options.screen:
             return
@@ -353,18 +326,14 @@ class Reinforce(Strategy):
             "or these options drive it out of range"
         )
 
-    def _rewards(
-        self, proposals: Sequence[Proposal], rewards: Sequence[float]
-    ) -> Tensor:
+    def _rewards(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> Tensor:
         if len(proposals) != len(rewards):
             raise ValueError(f"{len(proposals)} proposals but {len(rewards)} rewards")
         if not proposals:
             raise ValueError("tell needs at least one proposal")
         return torch.tensor([float(r) for r in rewards])
 
-    def tell(
-        self, proposals: Sequence[Proposal], rewards: Sequence[float]
-    ) -> dict[str, float]:
+    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
         reward = self._rewards(proposals, rewards)
         self._remember(proposals, rewards)
         advantages = self._advantages(reward)
@@ -386,10 +355,7 @@ class Reinforce(Strategy):
             "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "baseline": self.baseline,
-            "told": [
-                (list(decisions), depth, r)
-                for (decisions, depth), r in self.told.items()
-            ],
+            "told": [(list(decisions), depth, r) for (decisions, depth), r in self.told.items()],
             "samples": self.samples,
             "updates": self.updates,
             "generator": self.generator.get_state(),
@@ -402,10 +368,7 @@ class Reinforce(Strategy):
         baseline = state["baseline"]
         self.baseline = None if baseline is None else float(baseline)
         self.told = {
-            (
-                tuple(int(d) for d in decisions),
-                None if depth is None else int(depth),
-            ): float(r)
+            (tuple(int(d) for d in decisions), None if depth is None else int(depth)): float(r)
             for decisions, depth, r in state.get("told", [])
         }
         self.samples = int(state["samples"])
@@ -427,13 +390,7 @@ class PPO(Reinforce):
     name = "ppo"
 
     def __init__(
-        self,
-        space: Space,
-        *,
-        seed: int = 0,
-        clip: float = 0.2,
-        epochs: int = 4,
-        **options: Any,
+        self, space: Space, *, seed: int = 0, clip: float = 0.2, epochs: int = 4, **options: Any
     ) -> None:
         check_option("clip", clip, 1e-6, 1.0)
         check_option("epochs", epochs, 1, 1000, integer=True)
@@ -441,9 +398,7 @@ class PPO(Reinforce):
         self.clip = clip
         self.epochs = epochs
 
-    def tell(
-        self, proposals: Sequence[Proposal], rewards: Sequence[float]
-    ) -> dict[str, float]:
+    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
         reward = self._rewards(proposals, rewards)
         self._remember(proposals, rewards)
         advantages = self._advantages(reward)
@@ -464,9 +419,7 @@ class PPO(Reinforce):
                 "grad_norm": norm,
             }
         self.updates += 1
-        stats.update(
-            baseline=float(self.baseline or 0.0), reward_mean=float(reward.mean())
-        )
+        stats.update(baseline=float(self.baseline or 0.0), reward_mean=float(reward.mean()))
         return stats
 
 
@@ -489,11 +442,7 @@ class ReinforceScreen(Reinforce):
 
     name = "reinforce-screen"
 
-    def __init__(
-        self, space: Space, *, seed: int = 0, screen: int = 100, **options: Any
-    ) -> None:
+    def __init__(self, space: Space, *, seed: int = 0, screen: int = 100, **options: Any) -> None:
         if screen < 1:
-            raise ValueError(
-                "reinforce-screen needs screen >= 1 (screen 0 is plain reinforce)"
-            )
+            raise ValueError("reinforce-screen needs screen >= 1 (screen 0 is plain reinforce)")
         super().__init__(space, seed=seed, screen=screen, **options)

@@ -24,10 +24,7 @@ from nasforge.grammar import limits, to_text
 from nasforge.grammar.errors import ArchValidationError, NasforgeError
 from nasforge.grammar.ir import NOWHERE, Arch, CellsArch, CnnArch, Pos
 
-ANCHOR_CHOICES = (
-    "no",
-    "yes",
-)  # an anchor slot's decision: 1 means layer `source` feeds `target`
+ANCHOR_CHOICES = ("no", "yes")  # an anchor slot's decision: 1 means layer `source` feeds `target`
 
 
 @dataclass(frozen=True)
@@ -113,16 +110,12 @@ class Space(ABC):
         """The depth to use for `depth` (None: the full depth); ValueError if out of range."""
         if self.max_depth is None:
             if depth is not None:
-                raise ValueError(
-                    f"the space {self.name!r} has no depth; pass depth=None"
-                )
+                raise ValueError(f"the space {self.name!r} has no depth; pass depth=None")
             return None
         if depth is None:
             return self.max_depth
         if not 1 <= depth <= self.max_depth:
-            raise ValueError(
-                f"depth {depth} is outside 1..{self.max_depth} for {self.name!r}"
-            )
+            raise ValueError(f"depth {depth} is outside 1..{self.max_depth} for {self.name!r}")
         return depth
 
     def depth_at(self, samples: int) -> int | None:
@@ -132,9 +125,7 @@ class Space(ABC):
         start = self.default_depth or self.max_depth
         if not self.depth_step or not self.depth_every:
             return min(start, self.max_depth)
-        return min(
-            self.max_depth, start + self.depth_step * (samples // self.depth_every)
-        )
+        return min(self.max_depth, start + self.depth_step * (samples // self.depth_every))
 
     def with_schedule(
         self,
@@ -172,9 +163,7 @@ class Space(ABC):
         space that cannot hold such an input raises the grammar's error here.
         """
         if not hasattr(self, "input_shape"):
-            raise ValueError(
-                f"the space {self.name!r} ({self.family}) takes no image input"
-            )
+            raise ValueError(f"the space {self.name!r} ({self.family}) takes no image input")
         other = copy.copy(self)
         other._slots = {}
         other.input_shape = tuple(int(n) for n in input_shape)  # type: ignore[attr-defined]
@@ -236,9 +225,7 @@ class Space(ABC):
             choices=allowed,
         )
 
-    def mismatch(
-        self, message: str, pos: Pos, choices: Sequence[str] = ()
-    ) -> OutsideSpaceError:
+    def mismatch(self, message: str, pos: Pos, choices: Sequence[str] = ()) -> OutsideSpaceError:
         """An architecture whose shape (family, header, size) the space does not have."""
         return OutsideSpaceError(
             f"{message}, outside the space '{self.name}'", pos, choices=tuple(choices)
@@ -333,9 +320,7 @@ def space_from_data(data: Mapping[str, Any], *, default_name: str, where: str) -
 
         space = CellsSpace.read(name, doc, reader)
     else:
-        raise SpaceError(
-            f"{where}: family is {family!r}; valid families: cnn, rnn, cells"
-        )
+        raise SpaceError(f"{where}: family is {family!r}; valid families: cnn, rnn, cells")
     reader.finish()
     return space
 
@@ -371,18 +356,10 @@ class Table:
             raise self.error(key, f"must be a string, not {value!r}")
         return value
 
-    def integer(
-        self, key: str, default: Any = None, *, low: int = 1, high: int = 10**9
-    ) -> int:
+    def integer(self, key: str, default: Any = None, *, low: int = 1, high: int = 10**9) -> int:
         value = self.value(key, _REQUIRED if default is None else default)
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or not low <= value <= high
-        ):
-            raise self.error(
-                key, f"must be a whole number from {low} to {high}, not {value!r}"
-            )
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise self.error(key, f"must be a whole number from {low} to {high}, not {value!r}")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -391,9 +368,7 @@ class Table:
             raise self.error(key, f"must be true or false, not {value!r}")
         return value
 
-    def optional_integer(
-        self, key: str, *, low: int = 1, high: int = 10**9
-    ) -> int | None:
+    def optional_integer(self, key: str, *, low: int = 1, high: int = 10**9) -> int | None:
         if key not in self.data:
             self.read.add(key)
             return None
@@ -406,8 +381,7 @@ class Table:
         value = self.value(key, _REQUIRED if default is None else default)
         if not _whole_numbers(value, low, high) or len(set(value)) != len(value):
             raise self.error(
-                key,
-                f"must be a non-empty list of distinct whole numbers from {low} to {high}",
+                key, f"must be a non-empty list of distinct whole numbers from {low} to {high}"
             )
         return tuple(value)
 
@@ -423,12 +397,7 @@ class Table:
         return (value[0], value[1], value[2])
 
     def names(
-        self,
-        key: str,
-        table: Mapping[str, object],
-        default: Any = None,
-        *,
-        empty: bool = False,
+        self, key: str, table: Mapping[str, object], default: Any = None, *, empty: bool = False
     ) -> tuple[str, ...]:
         """A list of names, each a key of the op table `table` (errors list the valid ones)."""
         value = self.value(key, _REQUIRED if default is None else default)
@@ -440,9 +409,7 @@ class Table:
             raise self.error(key, "must be a non-empty list of distinct names")
         for item in value:
             if item not in table:
-                raise self.error(
-                    key, f"unknown name {item!r}; valid: {', '.join(table)}"
-                )
+                raise self.error(key, f"unknown name {item!r}; valid: {', '.join(table)}")
         return tuple(value)
 
     def table(self, key: str) -> Table:
@@ -468,8 +435,5 @@ def _whole_numbers(value: object, low: int, high: int) -> bool:
     return (
         isinstance(value, list)
         and bool(value)
-        and all(
-            isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
-            for v in value
-        )
+        and all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in value)
     )

@@ -25,11 +25,7 @@ from nasforge.grammar.ir import Arch, Cell, CellNode, CellsArch, Edge, Ref, Sett
 from .space import Slot, Space, Table
 
 OUTPUT_RULES = ("unused", "all", "last")
-VOCABULARIES = (
-    "nasnet",
-    "darts",
-    "nb201",
-)  # op-table columns a space may take its ops from
+VOCABULARIES = ("nasnet", "darts", "nb201")  # op-table columns a space may take its ops from
 
 
 class CellsSpace(Space):
@@ -82,9 +78,7 @@ class CellsSpace(Space):
         vocabulary = table.value("ops", None)
         if isinstance(vocabulary, str):
             if vocabulary not in VOCABULARIES:
-                raise table.error(
-                    "ops", f"a vocabulary is one of {', '.join(VOCABULARIES)}"
-                )
+                raise table.error("ops", f"a vocabulary is one of {', '.join(VOCABULARIES)}")
             op_names = tuple(op.name for op in ops.ops_of(vocabulary).values())
         else:
             op_names = table.names("ops", ops.CELL_OPS)
@@ -92,13 +86,10 @@ class CellsSpace(Space):
         combines = table.names("combines", ops.CELL_COMBINES, dense_default)
         output = table.text("output", "last" if info.dense else None)
         if output not in OUTPUT_RULES:
-            raise table.error(
-                "output", f"is one of {', '.join(OUTPUT_RULES)}, not {output!r}"
-            )
+            raise table.error("output", f"is one of {', '.join(OUTPUT_RULES)}, not {output!r}")
         if info.dense and (combines != ("add",) or output != "last"):
             raise table.error(
-                "output",
-                f"a dense {skeleton} cell adds its edges and outputs its last state",
+                "output", f"a dense {skeleton} cell adds its edges and outputs its last state"
             )
         space = cls(
             name,
@@ -108,9 +99,7 @@ class CellsSpace(Space):
             classes=table.integer("classes", low=2, high=limits.MAX_CLASSES),
             options=tuple(options),
             nodes=table.integer("nodes", high=limits.MAX_CELL_NODES),
-            edges=(
-                0 if info.dense else table.integer("edges", high=limits.MAX_CELL_EDGES)
-            ),
+            edges=0 if info.dense else table.integer("edges", high=limits.MAX_CELL_EDGES),
             op_names=op_names,
             combines=combines,
             output=output,
@@ -128,13 +117,8 @@ class CellsSpace(Space):
         prefix = f"{section}.S{number}"
         if self.dense:
             return [Slot(f"{prefix}.op{e}", "choice", self.ops) for e in range(number)]
-        slots = [
-            Slot(f"{prefix}.in{e}", "choice", self._states(number))
-            for e in range(self.edges)
-        ]
-        slots += [
-            Slot(f"{prefix}.op{e}", "choice", self.ops) for e in range(self.edges)
-        ]
+        slots = [Slot(f"{prefix}.in{e}", "choice", self._states(number)) for e in range(self.edges)]
+        slots += [Slot(f"{prefix}.op{e}", "choice", self.ops) for e in range(self.edges)]
         if len(self.combines) > 1:
             slots.append(Slot(f"{prefix}.combine", "choice", self.combines))
         return slots
@@ -160,9 +144,7 @@ class CellsSpace(Space):
         self.check_decisions(decisions, depth)
         values = iter(int(v) for v in decisions)  # consumed in slot order (_node_slots)
         cells = tuple(self._cell(section, values) for section in self.sections)
-        arch = CellsArch(
-            self.skeleton, self.input_shape, self.classes, self.options, cells
-        )
+        arch = CellsArch(self.skeleton, self.input_shape, self.classes, self.options, cells)
         return validate(arch)
 
     def _cell(self, section: str, values: Iterator[int]) -> Cell:
@@ -172,9 +154,7 @@ class CellsSpace(Space):
                 sources = list(range(number))
             else:
                 sources = [next(values) for _ in range(self.edges)]
-            edges = tuple(
-                Edge(self.ops[next(values)], Ref(source)) for source in sources
-            )
+            edges = tuple(Edge(self.ops[next(values)], Ref(source)) for source in sources)
             combine = self.combines[next(values) if len(self.combines) > 1 else 0]
             nodes.append(CellNode(number, combine, edges))
         return Cell(section, tuple(nodes), self._output(nodes))
@@ -192,14 +172,10 @@ class CellsSpace(Space):
 
     def decisions_of(self, arch: Arch) -> tuple[tuple[int, ...], int | None]:
         if not isinstance(arch, CellsArch):
-            raise self.mismatch(
-                f"a {arch.family} architecture is not cells", arch.pos, ("cells",)
-            )
+            raise self.mismatch(f"a {arch.family} architecture is not cells", arch.pos, ("cells",))
         if arch.skeleton != self.skeleton:
             raise self.mismatch(
-                f"skeleton {arch.skeleton} is not {self.skeleton}",
-                arch.pos,
-                (self.skeleton,),
+                f"skeleton {arch.skeleton} is not {self.skeleton}", arch.pos, (self.skeleton,)
             )
         self.check_image_header(arch, self.input_shape, self.classes)
         for setting, fixed in zip(arch.options, self.options, strict=True):
@@ -226,8 +202,7 @@ class CellsSpace(Space):
             prefix = f"{cell.kind}.S{node.index}"
             if not self.dense and len(node.edges) != self.edges:
                 raise self.mismatch(
-                    f"S{node.index} has {len(node.edges)} edges, not {self.edges}",
-                    node.pos,
+                    f"S{node.index} has {len(node.edges)} edges, not {self.edges}", node.pos
                 )
             ins = []
             for e, edge in enumerate(node.edges):
@@ -237,9 +212,7 @@ class CellsSpace(Space):
                     ins.append(self.pick(slot, f"S{edge.source.index}", where))
             ops_ = [
                 self.pick(
-                    slots[f"{prefix}.op{e}"],
-                    edge.op,
-                    edge.pos if edge.pos.line else node.pos,
+                    slots[f"{prefix}.op{e}"], edge.op, edge.pos if edge.pos.line else node.pos
                 )
                 for e, edge in enumerate(node.edges)
             ]
@@ -248,9 +221,7 @@ class CellsSpace(Space):
             if combine is not None:
                 decisions.append(self.pick(combine, node.combine, node.pos))
             elif node.combine != self.combines[0]:
-                raise self.outside(
-                    f"{prefix}.combine", node.combine, self.combines, node.pos
-                )
+                raise self.outside(f"{prefix}.combine", node.combine, self.combines, node.pos)
         expected = self._output(cell.nodes)
         if [r.index for r in cell.output] != [r.index for r in expected]:
             rule = {
@@ -260,11 +231,7 @@ class CellsSpace(Space):
             }
             given = ", ".join(f"S{r.index}" for r in cell.output)
             want = ", ".join(f"S{r.index}" for r in expected)
-            where = (
-                cell.output[0].pos
-                if cell.output and cell.output[0].pos.line
-                else cell.pos
-            )
+            where = cell.output[0].pos if cell.output and cell.output[0].pos.line else cell.pos
             raise self.mismatch(
                 f"the '{cell.kind}:' output is {given}, not {want} ({rule[self.output]})",
                 where,

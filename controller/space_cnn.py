@@ -61,9 +61,7 @@ class CnnSpace(Space):
         filters: tuple[int, ...],
         pooling: tuple[str, ...] = (),
         depth: tuple[int, int, int | None, int | None],  # start, max, step, every
-        layer_ops: tuple[
-            str, ...
-        ] = (),  # "KIND HxW" labels; replaces kernels and pooling
+        layer_ops: tuple[str, ...] = (),  # "KIND HxW" labels; replaces kernels and pooling
         chain: bool = False,
         reductions: tuple[int, ...] = (),  # layers with stride 2; the others stride 1
     ) -> None:
@@ -100,9 +98,7 @@ class CnnSpace(Space):
         pooling: tuple[str, ...] = ()
         if not layer_ops:
             kernels = {key: layer.integers(key, high=kernel) for key in kernels}
-            pools = {
-                n: kind for n, kind in ops.LAYER_KINDS.items() if not kind.has_filters
-            }
+            pools = {n: kind for n, kind in ops.LAYER_KINDS.items() if not kind.has_filters}
             pooling = layer.names("pooling", pools, [], empty=True)
         reductions: tuple[int, ...] = ()
         if "reductions" in layer.data:
@@ -148,13 +144,7 @@ class CnnSpace(Space):
 
     def _layer_slots(self, index: int) -> list[Slot]:
         slots = [
-            Slot(
-                f"L{index}.anchor.L{j}",
-                "anchor",
-                ANCHOR_CHOICES,
-                source=j,
-                target=index,
-            )
+            Slot(f"L{index}.anchor.L{j}", "anchor", ANCHOR_CHOICES, source=j, target=index)
             for j in self.anchor_sources(index)
         ]
         slots.extend(
@@ -166,9 +156,7 @@ class CnnSpace(Space):
 
     def _build_slots(self, depth: int | None) -> list[Slot]:
         assert depth is not None
-        return [
-            slot for index in range(1, depth + 1) for slot in self._layer_slots(index)
-        ]
+        return [slot for index in range(1, depth + 1) for slot in self._layer_slots(index)]
 
     def layer_starts(self, depth: int | None = None) -> tuple[int, ...]:
         depth = self.check_depth(depth)
@@ -187,9 +175,7 @@ class CnnSpace(Space):
         assert count is not None
         values = [int(v) for v in decisions]
         searched = [f for f in self.fields if len(self.choices[f]) > 1]
-        position = (
-            0  # walks the sequence in slot order: anchors, then the searched fields
-        )
+        position = 0  # walks the sequence in slot order: anchors, then the searched fields
         layers = []
         for index in range(1, count + 1):
             optional = self.anchor_sources(index)
@@ -203,24 +189,15 @@ class CnnSpace(Space):
             for field in searched:
                 label[field] = self.choices[field][values[position]]
                 position += 1
-            stride = self.stride(index) or (
-                int(label["stride_h"]),
-                int(label["stride_w"]),
-            )
+            stride = self.stride(index) or (int(label["stride_h"]), int(label["stride_w"]))
             filters = label["filters"]
-            if (
-                self.layer_ops
-            ):  # every op takes the filter count (a pool projects to it)
+            if self.layer_ops:  # every op takes the filter count (a pool projects to it)
                 kind, kernel = self.layer_ops[label["op"]]
-                layer = Layer(
-                    index, kind, kernel, stride, int(filters[1:]), inputs=inputs
-                )
+                layer = Layer(index, kind, kernel, stride, int(filters[1:]), inputs=inputs)
             else:
                 kernel = (int(label["kernel_h"]), int(label["kernel_w"]))
                 if filters.startswith("n"):
-                    layer = Layer(
-                        index, "conv", kernel, stride, int(filters[1:]), inputs=inputs
-                    )
+                    layer = Layer(index, "conv", kernel, stride, int(filters[1:]), inputs=inputs)
                 else:  # a pooling choice keeps its input's channels
                     layer = Layer(index, filters, kernel, stride, None, inputs=inputs)
             layers.append(layer)
@@ -230,9 +207,7 @@ class CnnSpace(Space):
 
     def decisions_of(self, arch: Arch) -> tuple[tuple[int, ...], int | None]:
         if not isinstance(arch, CnnArch):
-            raise self.mismatch(
-                f"a {arch.family} architecture is not a cnn", arch.pos, ("cnn",)
-            )
+            raise self.mismatch(f"a {arch.family} architecture is not a cnn", arch.pos, ("cnn",))
         self.check_image_header(arch, self.input_shape, self.classes)
         if arch.lr is not None:
             raise self.mismatch("a learning rate (lr) is not a decision", arch.pos)

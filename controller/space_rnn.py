@@ -63,38 +63,26 @@ class RnnSpace(Space):
         values = [int(v) for v in decisions]
         count = len(self.nodes)
         nodes = tuple(
-            TreeNode(
-                k, self.combines[values[2 * k]], self.activations[values[2 * k + 1]]
-            )
+            TreeNode(k, self.combines[values[2 * k]], self.activations[values[2 * k + 1]])
             for k in range(count)
         )
         where, combine, activation, cell = values[2 * count :]
-        inject = Inject(
-            Ref(where), self.combines[combine], self.activations[activation]
-        )
+        inject = Inject(Ref(where), self.combines[combine], self.activations[activation])
         return validate(RnnArch(self.base, nodes, inject, Ref(cell)))
 
     def decisions_of(self, arch: Arch) -> tuple[tuple[int, ...], int | None]:
         if not isinstance(arch, RnnArch):
-            raise self.mismatch(
-                f"a {arch.family} architecture is not an rnn", arch.pos, ("rnn",)
-            )
+            raise self.mismatch(f"a {arch.family} architecture is not an rnn", arch.pos, ("rnn",))
         if arch.base != self.base:
-            raise self.mismatch(
-                f"base {arch.base} is not {self.base}", arch.pos, (str(self.base),)
-            )
-        assert (
-            arch.inject is not None and arch.cell is not None
-        )  # validated IR has both
+            raise self.mismatch(f"base {arch.base} is not {self.base}", arch.pos, (str(self.base),))
+        assert arch.inject is not None and arch.cell is not None  # validated IR has both
         slots = iter(self.slots())
         decisions = []
         for node in arch.nodes:
             decisions.append(self.pick(next(slots), node.combine, node.pos))
             decisions.append(self.pick(next(slots), node.activation, node.pos))
         inject = arch.inject
-        decisions.append(
-            self.pick(next(slots), f"N{inject.node.index}", inject.node.pos)
-        )
+        decisions.append(self.pick(next(slots), f"N{inject.node.index}", inject.node.pos))
         decisions.append(self.pick(next(slots), inject.combine, inject.pos))
         decisions.append(self.pick(next(slots), inject.activation, inject.pos))
         decisions.append(self.pick(next(slots), f"N{arch.cell.index}", arch.cell.pos))

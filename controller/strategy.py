@@ -40,9 +40,7 @@ class UnknownOption(TypeError):
         self.choices = tuple(choices)
 
 
-def check_option(
-    name: str, value: Any, low: float, high: float, *, integer: bool = False
-) -> None:
+def check_option(name: str, value: Any, low: float, high: float, *, integer: bool = False) -> None:
     """ValueError unless `value` is a finite number in [low, high] (an int if `integer`)."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if integer:
@@ -69,9 +67,7 @@ class Proposal:
 
     arch: str  # canonical one-line text (nasforge.grammar.to_text(ir, one_line=True))
     decisions: tuple[int, ...]  # the choice index of each slot of the space, in order
-    depth: int | None = (
-        None  # the number of layers sampled, for spaces with a depth schedule
-    )
+    depth: int | None = None  # the number of layers sampled, for spaces with a depth schedule
 
 
 class Strategy(ABC):
@@ -84,9 +80,7 @@ class Strategy(ABC):
         """The next `n` architectures to evaluate."""
 
     @abstractmethod
-    def tell(
-        self, proposals: Sequence[Proposal], rewards: Sequence[float]
-    ) -> dict[str, float]:
+    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
         """Learn from the rewards of proposals returned by `ask`, in the same order.
 
         Returns statistics of the update (loss, baseline, entropy, ...) for the log.
@@ -112,9 +106,7 @@ class Strategy(ABC):
                 continue
             parameters = inspect.signature(init).parameters.values()
             names.update(
-                (p.name, None)
-                for p in parameters
-                if p.kind is p.KEYWORD_ONLY and p.name != "seed"
+                (p.name, None) for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "seed"
             )
             if not any(p.kind is p.VAR_KEYWORD for p in parameters):
                 break
@@ -134,9 +126,7 @@ STRATEGIES: dict[str, str] = {
 def make_strategy(name: str, space: Any, *, seed: int = 0, **options: Any) -> Strategy:
     """Build the strategy called `name` over `space` (a nasforge.controller.space.Space)."""
     if name not in STRATEGIES:
-        raise ValueError(
-            f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}"
-        )
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     cls = strategy_class(name)
     for option in options:
         if option not in cls.option_names():

@@ -42,13 +42,9 @@ class KernelRidge:
         self.weights: Tensor | None = None
         self.mean = 0.0
 
-    def fit(
-        self, decisions: Sequence[Sequence[int]], rewards: Sequence[float]
-    ) -> KernelRidge:
+    def fit(self, decisions: Sequence[Sequence[int]], rewards: Sequence[float]) -> KernelRidge:
         if len(decisions) != len(rewards) or not decisions:
-            raise ValueError(
-                "fit needs as many rewards as decision sequences, at least one"
-            )
+            raise ValueError("fit needs as many rewards as decision sequences, at least one")
         self.rows = torch.tensor([list(d) for d in decisions], dtype=torch.long)
         target = torch.tensor([float(r) for r in rewards], dtype=torch.float64)
         self.mean = float(target.mean())
