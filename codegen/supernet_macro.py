@@ -73,41 +73,27 @@ class MacroPlan:
 
     @property
     def uses_uneven_avgpool(self) -> bool:
-        return any(
-            c.kind == "avgpool" and c.pad
-            for layer in self.layers
-            for c in layer.candidates
-        )
+        return any(c.kind == "avgpool" and c.pad for layer in self.layers for c in layer.candidates)
 
 
 def _check(spec: MacroSupernetSpec) -> None:
     if not spec.ops or len(set(spec.ops)) != len(spec.ops):
-        raise ValueError(
-            f"a macro supernet's ops are distinct layer ops, not {spec.ops!r}"
-        )
+        raise ValueError(f"a macro supernet's ops are distinct layer ops, not {spec.ops!r}")
     for label in spec.ops:
         ops.split_layer_op(label)
     if not spec.sources or len(spec.strides) != len(spec.sources):
-        raise ValueError(
-            "a macro supernet needs one sources entry and one stride per layer"
-        )
+        raise ValueError("a macro supernet needs one sources entry and one stride per layer")
     for i, sources in enumerate(spec.sources, start=1):
         if (i == 1) != (not sources) or any(not 1 <= j < i for j in sources):
-            raise ValueError(
-                f"L{i} of a macro supernet reads earlier layers only (L1: the image)"
-            )
+            raise ValueError(f"L{i} of a macro supernet reads earlier layers only (L1: the image)")
 
 
 def _full_arch(spec: MacroSupernetSpec, label: str) -> CnnArch:
     """The architecture with op `label` on every layer, each reading all it may read."""
     kind, kernel = ops.split_layer_op(label)
     layers = tuple(
-        Layer(
-            i, kind, kernel, stride, spec.filters, inputs=tuple(Ref(j) for j in sources)
-        )
-        for i, (sources, stride) in enumerate(
-            zip(spec.sources, spec.strides, strict=True), 1
-        )
+        Layer(i, kind, kernel, stride, spec.filters, inputs=tuple(Ref(j) for j in sources))
+        for i, (sources, stride) in enumerate(zip(spec.sources, spec.strides, strict=True), 1)
     )
     return validate(CnnArch(spec.input_shape, spec.classes, layers))
 
@@ -131,20 +117,14 @@ def plan_macro(spec: MacroSupernetSpec) -> MacroPlan:
         for i, layer in enumerate(base.layers, start=1)
     )
     labels = tuple(ArchText(label) for label in spec.ops)
-    return MacroPlan(
-        spec.input_shape, spec.classes, spec.filters, labels, layers, layers[-1].name
-    )
+    return MacroPlan(spec.input_shape, spec.classes, spec.filters, labels, layers, layers[-1].name)
 
 
 def generate_macro_supernet(spec: MacroSupernetSpec, *, black: bool = True) -> str:
     """The Python source of the macro supernet of `spec`."""
     plan = plan_macro(spec)
-    header = ArchText(
-        f"cnn input {'x'.join(map(str, spec.input_shape))} classes {spec.classes}"
-    )
-    source = render(
-        "supernet_macro.py.jinja", plan=plan, space=spec.name, header=header
-    )
+    header = ArchText(f"cnn input {'x'.join(map(str, spec.input_shape))} classes {spec.classes}")
+    source = render("supernet_macro.py.jinja", plan=plan, space=spec.name, header=header)
     return format_source(source) if black else source
 
 
@@ -162,9 +142,7 @@ def _arch(spec: MacroSupernetSpec, arch: Arch | str) -> CnnArch:
             + to_text(ir, one_line=True).split(";")[0]
         )
     if len(ir.layers) != spec.layers:
-        raise ValueError(
-            f"the architecture has {len(ir.layers)} layers, not {spec.layers}"
-        )
+        raise ValueError(f"the architecture has {len(ir.layers)} layers, not {spec.layers}")
     read = {ref.index for layer in ir.layers for ref in layer.inputs}
     for layer in ir.layers:
         _check_layer(spec, layer, read)
@@ -179,9 +157,7 @@ def _check_layer(spec: MacroSupernetSpec, layer: Layer, read: set[int]) -> None:
     if layer.filters != spec.filters or not layer.batchnorm or layer.lrn:
         raise ValueError(f"{name} must be {op} n{spec.filters} without flags")
     if layer.stride != spec.strides[i - 1]:
-        raise ValueError(
-            f"{name}'s stride is {layer.stride}, not {spec.strides[i - 1]}"
-        )
+        raise ValueError(f"{name}'s stride is {layer.stride}, not {spec.strides[i - 1]}")
     reads = [ref.index for ref in layer.inputs]
     sources = spec.sources[i - 1]
     if any(j not in sources for j in reads) or (sources and not reads):

@@ -68,9 +68,7 @@ def test_the_policy_samples_strings_of_the_space() -> None:
 def test_the_space_follows_a_data_set() -> None:
     space = load_space("enas_macro").with_data((1, 8, 8), 10)
     arch = space.to_arch([0] * len(space.slots()))
-    assert to_text(arch, one_line=True).startswith(
-        "cnn input 1x8x8 classes 10; L1: conv 3x3 n36"
-    )
+    assert to_text(arch, one_line=True).startswith("cnn input 1x8x8 classes 10; L1: conv 3x3 n36")
 
 
 @pytest.mark.parametrize(
@@ -105,9 +103,7 @@ def test_the_space_follows_a_data_set() -> None:
         ),
     ],
 )
-def test_strings_outside_the_macro_space_name_why(
-    layers: tuple[str, ...], message: str
-) -> None:
+def test_strings_outside_the_macro_space_name_why(layers: tuple[str, ...], message: str) -> None:
     space = load_space("enas_macro")
     with pytest.raises(OutsideSpaceError, match=message.replace(".", r"\.")):
         space.decisions_of(parse(_macro_text(*layers)))

@@ -57,9 +57,7 @@ def test_macro_supernet_at_one_hot_equals_the_compiled_file(seed: int) -> None:
     arch = _random_arch(space, seed)
     rows = torch.tensor(one_hot(spec, arch))
     model = load_source(generate(arch, black=False)).build_model()
-    model.load_state_dict(
-        standalone_state_dict(spec, supernet.state_dict(), arch)
-    )  # strict
+    model.load_state_dict(standalone_state_dict(spec, supernet.state_dict(), arch))  # strict
     torch.manual_seed(100 + seed)
     x = torch.randn(4, *module.INPUT_SHAPE)
     found = {}
@@ -70,8 +68,7 @@ def test_macro_supernet_at_one_hot_equals_the_compiled_file(seed: int) -> None:
             found[mode] = (supernet(x, rows) - model(x)).abs().max().item()
     mapped = standalone_state_dict(spec, supernet.state_dict(), arch)
     found["state"] = max(
-        (mapped[k].double() - v.double()).abs().max().item()
-        for k, v in model.state_dict().items()
+        (mapped[k].double() - v.double()).abs().max().item() for k, v in model.state_dict().items()
     )
     assert max(found.values()) <= ATOL, (found, to_text(arch, one_line=True))
 
@@ -144,9 +141,7 @@ def test_sampled_children_run_through_the_supernet() -> None:
     controller = Reinforce(space, seed=1)
     for proposal in controller.ask(8):
         assert space.decisions_of(parse(proposal.arch)) == (proposal.decisions, 12)
-        logits = supernet(
-            torch.randn(2, 1, 8, 8), torch.tensor(one_hot(spec, proposal.arch))
-        )
+        logits = supernet(torch.randn(2, 1, 8, 8), torch.tensor(one_hot(spec, proposal.arch)))
         assert logits.shape == (2, 10)
 
 
@@ -161,9 +156,7 @@ def test_the_map_refuses_what_the_supernet_cannot_hold() -> None:
         .replace("L2: conv 5x5 n36", "L2: conv 7x7 n36")
         .replace("L2: sep 5x5 n36", "L2: conv 7x7 n36")
         .replace("L2: avgpool 3x3 n36", "L2: conv 7x7 n36")
-        .replace(
-            "L2: maxpool 3x3 n36", "L2: conv 7x7 n36"
-        ): "not one of the supernet's",
+        .replace("L2: maxpool 3x3 n36", "L2: conv 7x7 n36"): "not one of the supernet's",
     }
     for bad, message in cases.items():
         with pytest.raises(ValueError, match=message):
@@ -178,9 +171,7 @@ def test_the_map_refuses_what_the_supernet_cannot_hold() -> None:
 
 def test_only_macro_like_cnn_spaces_have_a_supernet() -> None:
     for name in ("digits", "cifar10_v3"):
-        with pytest.raises(
-            SpaceError, match="has no supernet: a cnn space's supernet needs"
-        ):
+        with pytest.raises(SpaceError, match="has no supernet: a cnn space's supernet needs"):
             supernet_spec(load_space(name))
     with pytest.raises(SpaceError, match="a fixed depth"):
         supernet_spec(load_space("enas_macro").with_schedule(start=6))
