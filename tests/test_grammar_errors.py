@@ -326,17 +326,18 @@ def test_layer_numbered_out_of_order() -> None:
     )
 
 
-def test_conv_without_filters_and_pooling_with_them() -> None:
+def test_conv_without_filters_and_pooling_with_bad_ones() -> None:
     err = validation_error(CNN + "L1: conv 3x3\n")
     assert str(err) == (
         "model.arch:2:1: error: L1 is a conv layer and needs a filter count, such as n36\n"
         "  L1: conv 3x3\n"
         "  ^"
     )
-    err = validation_error(CNN + "L1: conv 3x3 n8\nL2: maxpool 2x2 n8\n")
-    assert err.message == (
-        "L2 is a maxpool layer: it keeps its input's channels and takes no filter count"
-    )
+    # A pooling layer's filter count is optional (ENAS's pool branch projects to it first),
+    # within the same limits as a conv's.
+    assert parse(CNN + "L1: conv 3x3 n8\nL2: maxpool 2x2 n8 <- L1\n").layers[1].filters == 8
+    err = validation_error(CNN + "L1: conv 3x3 n8\nL2: maxpool 2x2 n0\n")
+    assert err.message == f"L2's filter count is 0; it must be between 1 and {limits.MAX_FILTERS}"
     err = validation_error(CNN + "L1: conv 3x3 n8\nL2: avgpool 2x2 lrn\n")
     assert err.message == (
         "L2 is an avgpool layer: the flags nobn, lrn apply to conv and sep layers only"
