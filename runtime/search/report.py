@@ -107,15 +107,17 @@ def best_summary(best: TrialRecord, config: dict[str, Any]) -> dict[str, Any]:
     from, and its seconds (`simulated_seconds` for the table evaluator)."""
     found = validation(best.metrics)
     seconds_key = "simulated_seconds" if simulated(config) else "seconds"
-    latency = best.metrics.get("latency_ms")
+    costs = {
+        "parameters": best.parameters,
+        "macs": best.macs,
+        "latency_ms": best.metrics.get("latency_ms"),
+    }
     return {
         "trial": best.id,
         "reward": best.reward,
         **({} if found is None else {found[0]: found[1]}),
         seconds_key: best.seconds,
-        "parameters": best.parameters,
-        "macs": best.macs,
-        **({} if latency is None else {"latency_ms": latency}),
+        **{key: value for key, value in costs.items() if value is not None},
         "arch": best.arch,
     }
 
@@ -168,7 +170,8 @@ def render(report: Report) -> str:
         else f"evaluation time {seconds:,.1f} s (summed over trials)"
     )
     lines.append(
-        f"- trials: {n:,} of {config.get('trials', n):,}; {len(evaluated):,} distinct "
+        f"- trials: {n:,} of {config.get('trials', n):,}; "
+        f"{len(evaluated) - len(report.over_budget):,} distinct "
         f"architectures evaluated, {n - len(evaluated):,} repeats (not re-evaluated), "
         f"{len(report.failed):,} failed{_over_text(report)}; {time_text}"
     )
