@@ -373,6 +373,7 @@ def write_report(out_dir: Path, report: Report) -> tuple[Path, Path]:
     text_path = out_dir / REPORT_FILE
     text_path.write_text(render(report), encoding="utf-8")
     config = report.config
-    title = f"{config.get('strategy', '?')} on {config.get('space', '?')}: Pareto fronts"
+    space = Path(str(config.get("space", "?"))).name.removesuffix(".toml")  # a file's name
+    title = f"{config.get('strategy', '?')} on {space}: Pareto fronts"
     plot_pareto(report.trials, title, out_dir / PARETO_FILE)
     return text_path, plot_rewards(report, out_dir / PLOT_FILE)
