@@ -349,6 +349,7 @@ def test_a_train_search_records_latency_and_both_rewards(tmp_path: Path) -> None
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     trials = stored_trials(out)
+    assert any(t.status == "ok" for t in trials)
     for t in trials:
         if t.status == "ok":
             assert t.metrics["latency_ms"] > 0 and t.metrics["latency"]["threads"] == 1

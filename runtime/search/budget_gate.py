@@ -17,7 +17,7 @@ from typing import Any
 from nasforge.grammar.errors import NasforgeError
 
 from .budget import Budget, over_budget_reward
-from .evaluator import Outcome
+from .evaluator import FAILED_REWARD, Outcome
 from .executors import Executor, Job, JobResult
 from .report import validation
 
@@ -89,13 +89,12 @@ def mnas_outcome(outcome: Outcome, budget: Budget) -> Outcome:
     }[name]
     if cost is None:
         why = outcome.metrics.get("latency_error", "not measured")
-        return Outcome.failed(
-            f"--objective mnas: no {name.removeprefix('target_')} for this child ({why})",
-            outcome.seconds,
-            parameters=outcome.parameters,
-            macs=outcome.macs,
-            reason="objective",
-            **outcome.metrics,
+        return replace(
+            outcome,
+            status="failed",
+            reward=FAILED_REWARD,
+            metrics={**outcome.metrics, "reason": "objective"},
+            error=f"--objective mnas: no {name.removeprefix('target_')} for this child ({why})",
         )
     found = validation(outcome.metrics)
     # Accuracy where the child has one; a language model's recipe reward otherwise.
