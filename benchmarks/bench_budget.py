@@ -10,7 +10,8 @@ range from a few hundred to ~120,000 parameters, so a 20,000 limit cuts through 
 
 Reported per run: the best trial's validation accuracy and parameters, and the share of
 proposals over the limit (repeats included: the controller proposed them) in the first
-and the last quarter of the trials. In the unlimited run "over the limit" means what
+and the last quarter of the trials, with each quarter's median parameters and the median
+validation accuracy of its trained children. In the unlimited run "over the limit" means what
 the limit would have refused (the store holds every trial's exact cost).
 
     .venv/bin/python benchmarks/bench_budget.py [--trials 40] [--epochs 1] [--workers 2]
@@ -109,6 +110,23 @@ def summarise(out: Path, limit: int) -> dict[str, Any]:
         "trained_over_limit": sum(
             1 for t in trials if t.status == "ok" and (t.parameters or 0) > limit
         ),
+        **quarters(trials[:quarter], "first_quarter"),
+        **quarters(trials[-quarter:], "last_quarter"),
+    }
+
+
+def quarters(part: list[Any], name: str) -> dict[str, Any]:
+    """Where a quarter of the proposals lay: their median parameters, and the median
+    validation accuracy of its trained children."""
+    import statistics
+
+    from nasforge.runtime.search.report import validation
+
+    accuracies = [validation(t.metrics)[1] for t in part if t.status == "ok"]
+    parameters = [t.parameters for t in part if t.parameters is not None]
+    return {
+        f"median_parameters_{name}": statistics.median(parameters) if parameters else None,
+        f"median_trained_val_acc_{name}": statistics.median(accuracies) if accuracies else None,
     }
 
 
