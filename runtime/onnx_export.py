@@ -32,6 +32,7 @@ import contextlib
 import functools
 import inspect
 import io
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -543,3 +544,24 @@ def _reason(err: BaseException) -> str:
         text = f"{text} ({type(cause).__name__}: {str(cause).strip().splitlines()[0]})"
     text = text[:400]
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def onnx_bytes(model: nn.Module, arch: Arch) -> bytes:
+    """`model`'s ONNX graph as bytes, exported as `export_model` exports it but kept in
+    memory and not compared with PyTorch (runtime/latency.py times it)."""
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            plan = (
+                rnn_plan(model, None, False)
+                if arch.family == "rnn"
+                else image_plan(model, arch, None)
+            )
+            plan.module.eval()
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "model.onnx"
+                _export(plan, path)
+                return path.read_bytes()
+    finally:
+        model.train(training)

@@ -74,6 +74,7 @@ def test_stored_config_keeps_the_store_format(tmp_path: Path) -> None:
         "cpus_per_child",
         "gpus_per_child",
         "child_retries",
+        "budget",
     }
     assert set(IDENTITY) <= set(stored)
     assert "address" not in stored and "threads" not in stored

@@ -27,6 +27,7 @@ from nasforge.controller.strategy import STRATEGIES
 from ..choices import DATASET_NAMES, DEFAULT_VAL_FRACTION, DEVICE_CHOICES, absolute_dataset
 from ..search.config import BACKENDS, EVALUATORS, EXECUTORS, SearchConfig
 from . import Failure
+from .budget_options import budget_options, pop_budget_options
 from .dashboard import beside, dashboard_options, pop_dashboard_options
 from .data_options import pop_data_options, user_data_options
 from .input import FiniteFloat, parse_pairs
@@ -193,19 +194,22 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 @click.option("--no-progress", is_flag=True, help="A line per step instead of a progress bar.")
 @dashboard_options
 @user_data_options
+@budget_options
 def search_command(
     out_dir: Path, resume: bool, top: int, no_onnx: bool, no_progress: bool, **given: Any
 ) -> None:
     """Search --space with --strategy, evaluating children with --evaluator."""
     from ..search.build import build_search
     from ..search.outputs import WEIGHTS_DIR, WeightsKeeper, write_outputs
+    from ..search.pareto import PARETO_FILE
     from ..search.report import PLOT_FILE, REPORT_FILE, build_report, render, write_report
     from .progress import SearchProgress, live_bar
 
     dashboard = pop_dashboard_options(given)
     options = parse_pairs(given.pop("options"), "--option", "lr=0.01", allow_none=True)
     data_options = pop_data_options(given)
-    config = SearchConfig.create(**given, options=options, data_options=data_options)
+    budget = pop_budget_options(given)
+    config = SearchConfig.create(**given, options=options, data_options=data_options, budget=budget)
     if not live_bar(not no_progress):
         click.echo(f"nasforge search: preparing {_preparing(config)}", err=True)
     search = build_search(config, out_dir, resume=resume)
@@ -238,7 +242,7 @@ def search_command(
         try:
             outputs = write_outputs(out_dir, store, search.data(), onnx=not no_onnx)
             report = build_report(store, top=top, outputs=outputs)
-            store.record_outputs([REPORT_FILE, PLOT_FILE])
+            store.record_outputs([REPORT_FILE, PLOT_FILE, PARETO_FILE])
             write_report(out_dir, report)
         except OSError as err:  # a full disk, most likely: the trials are safe in the store
             raise Failure(
@@ -296,8 +300,9 @@ def _say_what_was_written(out_dir: Path, outputs: dict[str, str], seconds: float
             err=True,
         )
     written = [name for name in outputs if (out_dir / name).is_file()]
+    plots = [name for name in ("rewards.png", "pareto.png") if (out_dir / name).is_file()]
     click.echo(
-        f"wrote {out_dir}/: {', '.join([*written, 'report.md', 'rewards.png'])} "
+        f"wrote {out_dir}/: {', '.join([*written, 'report.md', *plots])} "
         f"(search {seconds:.1f} s)",
         err=True,
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .budget_gate import gated
 from .config import ConfigError, SearchConfig
 from .lock import LOCK_FILE, SearchLock, check_unlocked
 from .loop import SearchError, SearchResult, StepCallback, TrialCallback
@@ -118,6 +119,7 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
     already there, which must hold the same search); ConfigError for what cannot run."""
     from nasforge.controller.space import load_space
 
+    from .budget import Budget
     from .evaluators import make_evaluator
 
     path = out_dir / STORE_FILE
@@ -133,6 +135,7 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
         data_options=config.data_options,
         table=config.table,
         weights_dir=out_dir / WEIGHTS_DIR,
+        measure_latency=Budget.from_stored(config.budget).measures_latency,
     )
     check_space_fits(config, space, evaluator)
     import torch
@@ -150,7 +153,11 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
         if resume:
             store, config = open_store(path, config, resume=True)
         connected = config.backend == "ray" and connect_ray(config.address)
-        executor = contextlib.nullcontext() if config.asynchronous else _executor(config, evaluator)
+        executor = (
+            contextlib.nullcontext()
+            if config.asynchronous
+            else gated(_executor(config, evaluator), config, evaluator)
+        )
         if store is None:
             store, config = open_store(path, config, resume=False)
     except BaseException:

@@ -42,9 +42,10 @@ IDENTITY = (
     "epochs",
     "seed",
     "batch",
+    "budget",
 )
 # for stores older than the key
-IDENTITY_DEFAULTS: dict[str, Any] = {"backend": "local", "data_options": {}}
+IDENTITY_DEFAULTS: dict[str, Any] = {"backend": "local", "data_options": {}, "budget": {}}
 RAY_FIELDS = (
     "address",
     "replicas",
@@ -73,6 +74,7 @@ STORED = (
     "timeout",
     "backend",
     *RAY_FIELDS[1:],
+    "budget",
 )
 
 
@@ -112,6 +114,9 @@ class SearchConfig:
     cpus_per_child: float | None = None
     gpus_per_child: float | None = None
     child_retries: int | None = None
+    # The limits and the objective (runtime/search/budget.py): the settings that differ
+    # from the defaults, as JSON (max_params, max_macs, objective, target_*, mnas_w).
+    budget: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls, **given: Any) -> SearchConfig:
@@ -121,6 +126,7 @@ class SearchConfig:
         backend's settings get their defaults."""
         config = cls(**given)
         config._check_evaluator()
+        config = dataclasses.replace(config, budget=config._checked_budget())
         config = dataclasses.replace(
             config,
             dataset=config.dataset if config.evaluator == "train" else None,
@@ -177,6 +183,26 @@ class SearchConfig:
         if self.table is not None and not Path(self.table).is_file():
             raise ConfigError(f"--table {self.table}: no such file")
 
+    def _checked_budget(self) -> dict[str, Any]:
+        from .budget import Budget, BudgetError
+
+        try:
+            budget = Budget.from_stored(self.budget).check()
+        except BudgetError as err:
+            raise ConfigError(str(err)) from None
+        if budget.active and self.backend == "ray" and self.strategy == "reinforce":
+            raise ConfigError(
+                "--max-params, --max-macs and --objective mnas run in the local loop: the Ray "
+                "backend's asynchronous REINFORCE replicas do not apply them yet; use "
+                "--backend local (or another --strategy on Ray)"
+            )
+        if budget.measures_latency and self.evaluator != "train":
+            raise ConfigError(
+                "--target-latency-ms measures each trained child with onnxruntime: it needs "
+                "--evaluator train (the table holds no models to time)"
+            )
+        return budget.stored()
+
     def _check_executor(self) -> None:
         if self.inline and self.timeout is not None:
             raise ConfigError("--timeout needs the pool executor (each trial in its own process)")
@@ -218,6 +244,7 @@ class SearchConfig:
 _OPTION_TEXTS = {
     "options": "--option",
     "data_options": "the data options (--val-fraction, --char, --resize, --skip-bad-files)",
+    "budget": "the budget (--max-params, --max-macs, --objective, --target-*, --mnas-w)",
 }
 
 

@@ -54,6 +54,7 @@ class TrainEvaluator(Evaluator):
         data_seed: int = 0,
         weights_dir: str | Path | None = None,
         data_options: dict[str, Any] | None = None,
+        measure_latency: bool = False,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be at least 1, not {epochs}")
@@ -69,6 +70,7 @@ class TrainEvaluator(Evaluator):
         # keep its best one's weights (the trial ran in another process); None: nowhere.
         self.weights_dir = None if weights_dir is None else str(weights_dir)
         self.data_options = dict(data_options or {})  # a path data set's (see SearchConfig)
+        self.measure_latency = measure_latency  # time each trained child (runtime/latency.py)
         self._data: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -148,6 +150,8 @@ class TrainEvaluator(Evaluator):
             "device": result.device,
             "threads": threads,
         }
+        if self.measure_latency:
+            metrics.update(_latency(result.model, ir))
         if self.weights_dir is not None:
             metrics["weights"] = self._save_weights(arch, result.model)
         return Outcome(
@@ -174,6 +178,17 @@ class TrainEvaluator(Evaluator):
         return name
 
 
+def _latency(model: Any, ir: Any) -> dict[str, Any]:
+    """The child's measured latency as metrics, or why it could not be measured."""
+    from ..latency import measure_latency
+
+    try:
+        return measure_latency(model.cpu(), ir).metrics()
+    except Exception as err:  # an export or onnxruntime failure: the objective fails the trial
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return {"latency_error": f"{type(err).__name__}: {first}"[:500]}
+
+
 def make_evaluator(
     name: str,
     *,
@@ -185,6 +200,7 @@ def make_evaluator(
     table: str | Path | None = None,
     weights_dir: str | Path | None = None,
     data_options: dict[str, Any] | None = None,
+    measure_latency: bool = False,
 ) -> Evaluator:
     """The evaluator called `name`, built from the search's options; NasforgeError (a clear
     message) when an option it needs is missing or wrong."""
@@ -199,6 +215,7 @@ def make_evaluator(
             data_dir=data_dir,
             weights_dir=weights_dir,
             data_options=data_options,
+            measure_latency=measure_latency,
         )
         evaluator.check()
         return evaluator

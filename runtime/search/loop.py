@@ -227,7 +227,7 @@ def trial_record(
         step=step,
         slot=slot,
         arch=proposal.arch,
-        status="ok" if outcome.status == "ok" else "failed",
+        status=outcome.status if outcome.status in ("ok", "over_budget") else "failed",
         reward=float(outcome.reward),
         decisions=tuple(int(d) for d in proposal.decisions),
         depth=proposal.depth,

@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from .pareto import cost_summary
 from .report import best_summary, best_trial
 from .store import TrialRecord, TrialStore
 
@@ -77,7 +78,7 @@ def write_outputs(
     store.record_outputs([SUMMARY_FILE, f"{SUMMARY_FILE}.part"])
     if best is None:
         outputs["best files"] = "none written: no trial succeeded"
-        _write_summary(out_dir, None, outputs)
+        _write_summary(out_dir, None, outputs, cost_summary(trials))
         return outputs
     store.record_outputs([BEST_ARCH, BEST_MODEL])
     ir = parse(best.arch, f"trial {best.id}")
@@ -102,7 +103,8 @@ def write_outputs(
         _remove_own(out_dir, BEST_ONNX, store)  # an earlier best's, if any
         outputs[BEST_ONNX] = "not exported (--no-onnx)"
     # build_kwargs: what `nasforge export DIR` builds best_model.py with.
-    _write_summary(out_dir, {**best_summary(best, store.config), "build_kwargs": kwargs}, outputs)
+    best_record = {**best_summary(best, store.config), "build_kwargs": kwargs}
+    _write_summary(out_dir, best_record, outputs, cost_summary(trials))
     _remove_children_weights(out_dir / WEIGHTS_DIR, trials)  # the best's are kept
     return outputs
 
@@ -182,10 +184,13 @@ def _export(
     )
 
 
-def _write_summary(out_dir: Path, best: dict[str, Any] | None, outputs: dict[str, str]) -> None:
+def _write_summary(
+    out_dir: Path, best: dict[str, Any] | None, outputs: dict[str, str], costs: dict[str, Any]
+) -> None:
     payload: dict[str, Any] = {"outputs": outputs}
     if best is not None:
         payload["best"] = best
+    payload.update(costs)  # each trial's cost and the Pareto fronts (pareto.py)
     partial = out_dir / f"{SUMMARY_FILE}.part"
     partial.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     partial.replace(out_dir / SUMMARY_FILE)  # never half a summary

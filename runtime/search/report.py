@@ -45,6 +45,10 @@ class Report:
         return [t for t in self.trials if t.status == "failed"]
 
     @property
+    def over_budget(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.status == "over_budget"]
+
+    @property
     def best(self) -> TrialRecord | None:
         return self.top[0] if self.top else None
 
@@ -55,6 +59,17 @@ class Report:
         if quarter == 0:
             return None
         return _mean(rewards[:quarter]), _mean(rewards[-quarter:])
+
+    def over_budget_shares(self) -> tuple[float, float] | None:
+        """The share of proposals over the budget in the first and the last quarter of the
+        trials (a repeat of an over-budget proposal counts: the controller proposed it).
+        """
+        over = {t.id for t in self.over_budget}
+        flags = [t.id in over or t.repeat_of in over for t in self.trials]
+        quarter = len(flags) // 4
+        if quarter == 0:
+            return None
+        return _mean(flags[:quarter]), _mean(flags[-quarter:])
 
 
 def validation(metrics: dict[str, Any]) -> tuple[str, float] | None:
@@ -92,17 +107,24 @@ def best_summary(best: TrialRecord, config: dict[str, Any]) -> dict[str, Any]:
     from, and its seconds (`simulated_seconds` for the table evaluator)."""
     found = validation(best.metrics)
     seconds_key = "simulated_seconds" if simulated(config) else "seconds"
+    costs = {
+        "parameters": best.parameters,
+        "macs": best.macs,
+        "latency_ms": best.metrics.get("latency_ms"),
+    }
     return {
         "trial": best.id,
         "reward": best.reward,
         **({} if found is None else {found[0]: found[1]}),
         seconds_key: best.seconds,
+        **{key: value for key, value in costs.items() if value is not None},
         "arch": best.arch,
     }
 
 
 def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
-    """The evaluated trial with the highest reward (the earliest among equals)."""
+    """The trained trial with the highest reward (the earliest among equals): over-budget
+    proposals were never trained, so the best is within the search's limits."""
     ok = [t for t in trials if t.status == "ok"]
     return max(ok, key=lambda t: (t.reward, -t.id)) if ok else None
 
@@ -116,7 +138,7 @@ def build_report(
     return Report(store.config, trials, ranked[:top], outputs or {}, dict(sorted(stale.items())))
 
 
-def _mean(values: list[float]) -> float:
+def _mean(values: list[float] | list[bool]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
@@ -148,10 +170,12 @@ def render(report: Report) -> str:
         else f"evaluation time {seconds:,.1f} s (summed over trials)"
     )
     lines.append(
-        f"- trials: {n:,} of {config.get('trials', n):,}; {len(evaluated):,} distinct "
+        f"- trials: {n:,} of {config.get('trials', n):,}; "
+        f"{len(evaluated) - len(report.over_budget):,} distinct "
         f"architectures evaluated, {n - len(evaluated):,} repeats (not re-evaluated), "
-        f"{len(report.failed):,} failed; {time_text}"
+        f"{len(report.failed):,} failed{_over_text(report)}; {time_text}"
     )
+    lines += _budget_lines(report)
     if config.get("backend") == "ray":
         lines.append(_distributed(config, report.staleness))
     quarters = report.quarter_means()
@@ -175,19 +199,23 @@ def render(report: Report) -> str:
     lines += ["", f"## Top {len(report.top)}", ""]
     if report.top:
         seconds_head = "simulated seconds" if simulated(config) else "seconds"
+        timed = any("latency_ms" in t.metrics for t in report.top)
         lines.append(
             "| rank | trial | reward | validation | parameters | multiply-adds | "
-            f"{seconds_head} | architecture |"
+            + ("latency ms | " if timed else "")
+            + f"{seconds_head} | architecture |"
         )
-        lines.append("|---:|---:|---:|---:|---:|---:|---:|---|")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if timed else "") + "---|")
         for rank, t in enumerate(report.top, start=1):
+            latency = f"{_latency(t)} | " if timed else ""
             lines.append(
                 f"| {rank} | {t.id} | {t.reward:.6f} | {validation_text(t.metrics)} | "
-                f"{_count(t.parameters)} | {_count(t.macs)} | {_seconds(t.seconds)} | "
+                f"{_count(t.parameters)} | {_count(t.macs)} | {latency}{_seconds(t.seconds)} | "
                 f"`{t.arch}` |"
             )
     else:
         lines.append("(no successful trial)")
+    lines += _pareto_lines(report)
     failures = report.failed
     if failures:
         lines += ["", f"## Failed trials ({len(failures)})", ""]
@@ -196,6 +224,70 @@ def render(report: Report) -> str:
         if len(failures) > 10:
             lines.append(f"- ... and {len(failures) - 10} more (all in the store)")
     return "\n".join(lines) + "\n"
+
+
+def _latency(trial: TrialRecord) -> str:
+    latency = trial.metrics.get("latency_ms")
+    return "-" if latency is None else f"{float(latency):.3f}"
+
+
+def _over_text(report: Report) -> str:
+    over = len(report.over_budget)
+    return f", {over:,} over budget (never trained)" if over else ""
+
+
+def _budget_lines(report: Report) -> list[str]:
+    """The limits, the objective and how often the controller proposed over the limits."""
+    from .budget import Budget, count_text
+
+    budget = Budget.from_stored(report.config.get("budget"))
+    lines = []
+    limits = [
+        f"{option} {count_text(value)}"
+        for option, value in (("--max-params", budget.max_params), ("--max-macs", budget.max_macs))
+        if value is not None
+    ]
+    if limits:
+        line = f"- budget: {', '.join(limits)}; an over-budget proposal is told -min(1, overshoot)"
+        shares = report.over_budget_shares()
+        if shares is not None:
+            line += (
+                f"; proposals over budget, first quarter of the trials {shares[0]:.0%} -> "
+                f"last quarter {shares[1]:.0%}"
+            )
+        lines.append(line)
+    target = budget.target
+    if budget.objective == "mnas" and target is not None:
+        name, value = target
+        cost = {"target_params": "parameters", "target_macs": "multiply-adds"}.get(
+            name, "latency ms"
+        )
+        shown = f"{value:g}" if name == "target_latency_ms" else count_text(int(value))
+        lines.append(
+            f"- objective: mnas, reward = accuracy x ({cost} / {shown}) ^ {budget.w:g} "
+            "(MnasNet; the validation column is the raw accuracy)"
+        )
+    return lines
+
+
+def _pareto_lines(report: Report) -> list[str]:
+    """The Pareto fronts' trials (accuracy vs parameters, vs multiply-adds or latency)."""
+    from .pareto import COSTS, PARETO_FILE, pareto_front, second_cost
+
+    lines: list[str] = []
+    for cost in ("parameters", second_cost(report.trials)):
+        front = pareto_front(report.trials, cost)
+        if not front:
+            continue
+        lines += ["", f"## Pareto front: accuracy vs {COSTS[cost]} ({PARETO_FILE})", ""]
+        lines.append(f"| trial | accuracy | {COSTS[cost]} | architecture |")
+        lines.append("|---:|---:|---:|---|")
+        arch = {t.id: t.arch for t in report.trials}
+        for c in front:
+            value = getattr(c, cost)
+            shown = f"{value:.3f}" if cost == "latency_ms" else f"{value:,}"
+            lines.append(f"| {c.trial} | {c.accuracy:.4f} | {shown} | `{arch[c.trial]}` |")
+    return lines
 
 
 def _distributed(config: dict[str, Any], staleness: dict[int, int]) -> str:
@@ -232,6 +324,7 @@ def plot_rewards(report: Report, path: Path) -> Path:
                 "tab:gray",
             ),
             "failed": (report.failed, "x", "tab:red"),
+            "over budget (not trained)": (report.over_budget, "v", "tab:purple"),
         }
         for label, (group, marker, colour) in groups.items():
             if group:
@@ -273,7 +366,14 @@ def plot_rewards(report: Report, path: Path) -> Path:
 
 
 def write_report(out_dir: Path, report: Report) -> tuple[Path, Path]:
-    """Write DIR/report.md and DIR/rewards.png; their paths."""
+    """Write DIR/report.md, DIR/rewards.png and (when a trial was trained) DIR/pareto.png;
+    the paths of the first two."""
+    from .pareto import PARETO_FILE, plot_pareto
+
     text_path = out_dir / REPORT_FILE
     text_path.write_text(render(report), encoding="utf-8")
+    config = report.config
+    space = Path(str(config.get("space", "?"))).name.removesuffix(".toml")  # a file's name
+    title = f"{config.get('strategy', '?')} on {space}: Pareto fronts"
+    plot_pareto(report.trials, title, out_dir / PARETO_FILE)
     return text_path, plot_rewards(report, out_dir / PLOT_FILE)

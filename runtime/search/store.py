@@ -6,8 +6,12 @@ Tables:
 - ``trials``: one row per proposal, in the order the controller made them. ``id`` is
   the proposal's position in the search (from 1), so an interrupted and resumed
   search numbers its trials exactly as an uninterrupted one. ``status`` is ``ok``,
-  ``failed`` or ``repeat``: a repeat is an architecture evaluated earlier, not
-  evaluated again; it carries the original's reward and ``repeat_of`` its id.
+  ``failed``, ``repeat`` or ``over_budget``: a repeat is an architecture evaluated
+  earlier, not evaluated again; it carries the original's reward and ``repeat_of`` its
+  id. An over-budget proposal (runtime/search/budget.py) was never trained: it holds
+  its cost and the reward the controller was told. Stores written before that status
+  existed keep their narrower CHECK: they are searches without a budget, which is part
+  of a search's identity, so no over-budget trial is ever added to them.
 - ``checkpoints``: one row per controller step: the strategy's ``state_dict()``
   before that step's ``ask`` (data-only bytes: state_codec.py), the number of proposals the step
   makes and the id of its first trial; ``stats`` and ``told_at`` are filled in
@@ -43,7 +47,7 @@ from nasforge.grammar.errors import NasforgeError
 from .state_codec import TORCH_ZIP_MAGIC, StateFormatError, decode_state, encode_state
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "repeat")
+STATUSES = ("ok", "failed", "repeat", "over_budget")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -58,7 +62,7 @@ CREATE TABLE IF NOT EXISTS trials (
     arch_hash TEXT NOT NULL,
     decisions TEXT NOT NULL,
     depth INTEGER,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'repeat')),
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'repeat', 'over_budget')),
     repeat_of INTEGER REFERENCES trials (id),
     reward REAL NOT NULL,
     metrics TEXT NOT NULL,
