@@ -14,13 +14,15 @@ Every train/validation split of an image set is a random permutation drawn from
 Preprocessing:
 - digits / mnist5k: pixels scaled to [0, 1] (digits: / 16, mnist: / 255), then
   normalised with the mean and standard deviation of the training split's pixels
-  (one channel). No augmentation.
+  (one channel). No augmentation unless asked (augment.py). Class names: the
+  digits '0'..'9'.
 - cifar10, the NAS paper's recipe (Zoph & Le 2017, section 4.1) with torchvision
   transforms. Whitening: per-channel normalisation, (x - mean_c) / std_c, with the
   mean and standard deviation of each channel over every pixel of the 45,000 training
   images (after scaling to [0, 1]); not ZCA. Upsampling: the 32x32 image is resized
   to 40x40 (bilinear), then a random 32x32 crop is taken. Then a random horizontal
-  flip (p = 0.5). Validation images are only normalised.
+  flip (p = 0.5). Validation images are only normalised. Class names: CIFAR-10's
+  own (airplane, automobile, ...).
 - ptb: each line's words followed by `<eos>`; the vocabulary is the training file's
   words in order of first appearance; a validation/test word outside it becomes `<unk>`
   (an error when the vocabulary has no `<unk>`). ptb-char: the same over the
@@ -47,6 +49,8 @@ from .choices import looks_like_path
 from .errors import DataError
 
 if TYPE_CHECKING:
+    from nasforge.codegen.preprocessing import Preprocessing
+
     from .userdata import UserDataOptions
 
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -71,8 +75,15 @@ class ImageData:
     std: tuple[float, ...]
     description: str
     kind: str = field(default="image", init=False)
-    # A folder of images: its class folders' names, sorted (label i is class_names[i]).
+    # Label i is class_names[i]: a folder of images' class folders (sorted), a built-in
+    # set's known names, else the labels themselves ('0', '1', ...).
     class_names: tuple[str, ...] | None = None
+
+    def preprocessing(self) -> Preprocessing:
+        """What a model trained on this set expects: mean, std, class names."""
+        from nasforge.codegen.preprocessing import Preprocessing, class_indices
+
+        return Preprocessing(self.mean, self.std, self.class_names or class_indices(self.classes))
 
 
 @dataclass
@@ -138,7 +149,8 @@ def tensor_data(
     class_names: tuple[str, ...] | None = None,
 ) -> ImageData:
     """In-memory (N, C, H, W) images in [0, 1], normalised per channel by the mean and
-    standard deviation of the training split's pixels."""
+    standard deviation of the training split's pixels; classes without names are named
+    by their labels."""
     train_x = train[0]
     axes = (0, 2, 3)
     mean = train_x.mean(axis=axes)
@@ -161,7 +173,7 @@ def tensor_data(
         mean=tuple(float(m) for m in mean),
         std=tuple(float(s) for s in std),
         description=description,
-        class_names=class_names,
+        class_names=class_names or tuple(str(i) for i in range(classes)),
     )
 
 
@@ -258,7 +270,8 @@ def _cifar_class() -> type:
 
     class LocalCIFAR10(CIFAR10):
         """torchvision's CIFAR10 that checks the batch files exist but not their MD5
-        (the download path verifies the archive; hashing 178 MB on every load would not)."""
+        (the download path verifies the archive; hashing 178 MB on every load would not).
+        """
 
         train_list: ClassVar[list] = [[name, None] for name, _ in CIFAR10.train_list]
         test_list: ClassVar[list] = [[name, None] for name, _ in CIFAR10.test_list]
@@ -324,6 +337,7 @@ def load_cifar10_data(data_dir: Path | None, download: bool = False, seed: int =
             f"(training split statistics), resize to {CIFAR_UPSAMPLE}x{CIFAR_UPSAMPLE}, random "
             "32x32 crop, horizontal flip"
         ),
+        class_names=tuple(str(name) for name in base.classes),
     )
 
 

@@ -207,7 +207,9 @@ def test_without_a_terminal_the_first_trial_is_announced(digits_out: Path) -> No
     result = digits_search(digits_out, "--trials", "5", "--resume")
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith("first trial done (ok) after "))
+    first = next(
+        i for i, line in enumerate(lines) if line.startswith("first trial done (ok) after ")
+    )
     step = next(i for i, line in enumerate(lines) if line.startswith("step "))
     assert first < step
 
@@ -225,14 +227,16 @@ def test_export_of_a_search_folder_uses_its_best_and_kept_weights(
     target = tmp_path / "best.onnx"
     result = run("export", digits_out, "--out", target)
     assert result.exit_code == 0, result.output
-    model = load_file(digits_out / "best_model.py").build_model()
+    module = load_file(digits_out / "best_model.py")
+    model = module.build_model()
     model.load_state_dict(torch.load(digits_out / "best_weights.pt", weights_only=True))
     model.eval()
-    x = torch.randn(3, 1, 8, 8)
+    pixels = torch.rand(3, 1, 8, 8)  # raw: the graph normalises as the search's training did
     with torch.no_grad():
-        expected = model(x).numpy()
+        expected = model(module.preprocess(pixels)).numpy()
     session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert session.get_inputs()[0].name == "pixels"
+    (got,) = session.run(None, {"pixels": pixels.numpy()})
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
