@@ -19,6 +19,8 @@ from nasforge.runtime.search.build import build_search
 from nasforge.runtime.search.config import SearchConfig
 from search_doubles import write_nb201_table
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def digits_search(out: Path, *extra: str) -> Result:
     return run(
@@ -67,13 +69,16 @@ def test_a_space_that_cannot_fit_the_data_set_is_refused_before_any_trial(
 
     monkeypatch.setattr(recipes, "train_arch", no_training)
     out = tmp_path / "run"
+    # A space file keeps the input it states (a built-in space would follow the data).
+    space = tmp_path / "small.toml"
+    space.write_text((ROOT / "controller" / "spaces" / "digits.toml").read_text())
     result = run(
-        "search", "--space", "digits", "--dataset", "mnist5k", "--trials", "2",
+        "search", "--space", space, "--dataset", "mnist5k", "--trials", "2",
         "--executor", "inline", "--out", out, "--no-progress",
     )  # fmt: skip
     assert result.exit_code == 2, result.output
     assert (
-        "nasforge: error: --space digits cannot train on --dataset mnist5k: the space's "
+        f"nasforge: error: --space {space} cannot train on --dataset mnist5k: the space's "
         "architectures take input 1x8x8 and 10 classes, mnist5k's images are 1x28x28 in 10 "
         "classes; choose a space with input 1x28x28 and 10 classes (a space file with "
         "input = [1, 28, 28] and classes = 10: 'Search spaces' in grammar/README.md), or a "

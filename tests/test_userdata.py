@@ -320,10 +320,12 @@ def test_cli_refuses_bad_data_and_mismatched_architectures(
     assert "has 10 classes but three.npz has 3" in message and "classes 3" in message
     message = refused("train", RNN_ARCH, "--dataset", image_folder, "--epochs", "1", "--out", out)
     assert "language model" in message
+    space = tmp_path / "digits10.toml"  # a space file keeps its 10 classes
+    space.write_text((ROOT / "controller" / "spaces" / "digits.toml").read_text())
     message = refused(
         "search",
         "--space",
-        "digits",
+        space,
         "--dataset",
         tmp_path / "three.npz",
         "--trials",
