@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -51,6 +51,7 @@ from .errors import DataError
 if TYPE_CHECKING:
     from nasforge.codegen.preprocessing import Preprocessing
 
+    from .augment import Augmentation
     from .userdata import UserDataOptions
 
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -75,6 +76,8 @@ class ImageData:
     std: tuple[float, ...]
     description: str
     kind: str = field(default="image", init=False)
+    # Training-time augmentation asked for (runtime/augment.py); None: none.
+    augment: Augmentation | None = None
     # Label i is class_names[i]: a folder of images' class folders (sorted), a built-in
     # set's known names, else the labels themselves ('0', '1', ...).
     class_names: tuple[str, ...] | None = None
@@ -84,6 +87,14 @@ class ImageData:
         from nasforge.codegen.preprocessing import Preprocessing, class_indices
 
         return Preprocessing(self.mean, self.std, self.class_names or class_indices(self.classes))
+
+    def augmenter(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """What to do to each training batch (normalised images), or None."""
+        if self.augment is None:
+            return None
+        from .augment import batch_augmenter
+
+        return batch_augmenter(self.augment, self.input_shape, self.mean, self.std)
 
 
 @dataclass
@@ -459,7 +470,28 @@ def load_dataset(
     options: UserDataOptions | None = None,
 ) -> Data:
     """Load a registered dataset, or the user's data set at the path `name` (see
-    runtime/userdata.py); DataError when it is unknown, missing or malformed."""
+    runtime/userdata.py), with the augmentation `options` ask for (runtime/augment.py);
+    DataError when it is unknown, missing or malformed."""
+    options = options or _default_options()
+    data = _load(name, data_dir, download, seed, options)
+    if not (options.augment or options.cutout is not None):
+        return data
+    if not isinstance(data, ImageData):
+        raise DataError(f"--augment and --cutout apply to images; {data.name} is text")
+    from .augment import resolve
+
+    return replace(data, augment=resolve(options.augment, options.cutout, data.input_shape))
+
+
+def _default_options() -> UserDataOptions:
+    from .userdata import UserDataOptions
+
+    return UserDataOptions()
+
+
+def _load(
+    name: str, data_dir: str | Path | None, download: bool, seed: int, options: UserDataOptions
+) -> Data:
     spec = DATASETS.get(name)
     if spec is None:
         if not (looks_like_path(name) or Path(name).exists()):
@@ -470,9 +502,9 @@ def load_dataset(
             )
         if download:
             raise DataError("--download applies to cifar10 only, not to a path")
-        from .userdata import UserDataOptions, load_user_data
+        from .userdata import load_user_data
 
-        return load_user_data(Path(name), seed=seed, options=options or UserDataOptions())
+        return load_user_data(Path(name), seed=seed, options=options)
     if download and name != "cifar10":
         raise DataError(f"--download applies to cifar10 only; {name} is not downloaded")
     return spec.loader(Path(data_dir) if data_dir is not None else None, download, seed)

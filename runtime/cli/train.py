@@ -146,6 +146,8 @@ def train_command(
     char: bool,
     resize: tuple[int, int] | None,
     skip_bad_files: bool,
+    augment: tuple[str, ...] | None,
+    cutout: int | None,
 ) -> None:
     """Train an architecture (FILE, `-` for stdin, or --arch STRING) on --dataset."""
 
@@ -167,7 +169,7 @@ def train_command(
     torch_device = resolve_device(device)
     set_threads(threads)
     channels = None if ir.family == "rnn" else ir.input_shape[0]  # type: ignore[union-attr]
-    options = user_options(val_fraction, char, resize, skip_bad_files, channels)
+    options = user_options(val_fraction, char, resize, skip_bad_files, channels, augment, cutout)
     data = load_dataset(dataset, data_dir=data_dir, download=download, seed=seed, options=options)
     if dataset not in DATASET_NAMES:  # the user's data: say how it was read
         click.echo(f"data: {data.description}", err=True)
@@ -274,10 +276,12 @@ def _record(
 
 
 def _normalisation(data: Any) -> dict[str, object]:
-    """An image set's per-channel mean/std (applied inside training) and class names."""
+    """An image set's per-channel mean/std (applied inside training), class names and the
+    training-time augmentation (each by name with its setting; {} for none)."""
     if getattr(data, "kind", None) != "image":
         return {}
-    return data.preprocessing().as_record()
+    augment = data.augment.record() if data.augment is not None else {}
+    return {**data.preprocessing().as_record(), "augment": augment}
 
 
 def _save(
