@@ -62,14 +62,6 @@ class Preprocessing:
         object.__setattr__(self, "std", std)
         object.__setattr__(self, "class_names", names)
 
-    @classmethod
-    def from_record(cls, record: dict[str, object], classes: int) -> Preprocessing | None:
-        """From a metrics.json-style record (mean, std, class_names), or None without one."""
-        if "mean" not in record or "std" not in record:
-            return None
-        names = record.get("class_names") or [str(i) for i in range(classes)]
-        return cls(tuple(record["mean"]), tuple(record["std"]), tuple(names))  # type: ignore[arg-type]
-
     def as_record(self) -> dict[str, list]:
         return {
             "mean": list(self.mean),

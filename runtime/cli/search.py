@@ -269,9 +269,6 @@ def _ready(search: Any) -> str:
     config = search.config
     data = search.data()
     loaded = f"data set loaded: {data.description}; " if data is not None else ""
-    if getattr(data, "kind", None) == "image" and hasattr(search.space, "input_shape"):
-        shape = "x".join(map(str, search.space.input_shape))
-        loaded += f"proposals take input {shape}, {search.space.classes} classes; "
     if config.asynchronous:
         running = (
             f"{config.replicas} controller replica(s) on Ray start, each training "
