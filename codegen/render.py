@@ -2,9 +2,10 @@
 
 Before a template runs, `render` walks its whole context and lets through only
 numbers, booleans, names that are plain identifiers (handed out by a
-Namespace or taken from the op table), and the canonical architecture text
-(checked character by character). So a template cannot print input text as
-code even by mistake.
+Namespace or taken from the op table), the canonical architecture text
+(checked character by character) and constants printed as Python literals
+(PythonLiteral: parsed back and compared before they get here). So a
+template cannot print input text as code even by mistake.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import re
 from pathlib import Path
 
 import jinja2
+
+from .preprocessing import PythonLiteral
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -34,7 +37,8 @@ class ArchText(str):
 
 
 def check_context(value: object) -> None:
-    """Raise unless `value` holds only numbers, booleans, safe names and ArchText."""
+    """Raise unless `value` holds only numbers, booleans, safe names, ArchText and
+    PythonLiteral."""
     kind = type(value)
     # Exact types first: a plan is mostly ints, tuples and dataclasses, and this
     # runs on every generated file of a search.
@@ -53,7 +57,7 @@ def check_context(value: object) -> None:
     elif kind in _FIELD_NAMES or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
         for name in _field_names(kind):
             check_context(getattr(value, name))
-    elif isinstance(value, (bool, int, float, ArchText)):
+    elif isinstance(value, (bool, int, float, ArchText, PythonLiteral)):
         return
     elif isinstance(value, str):
         check_context(str(value))
@@ -65,7 +69,7 @@ def check_context(value: object) -> None:
         raise TypeError(f"a template context may not hold a {kind.__name__}")
 
 
-_SCALARS = frozenset({type(None), bool, int, float, ArchText})
+_SCALARS = frozenset({type(None), bool, int, float, ArchText, PythonLiteral})
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
@@ -130,6 +134,13 @@ def format_source(source: str) -> str:
     for first, last in sorted(spans, reverse=True):  # bottom-up keeps earlier line numbers valid
         lines[first : last + 1] = _format_statement("\n".join(lines[first : last + 1])).split("\n")
     return "\n".join(lines)
+
+
+def format_file(source: str) -> str:
+    """The whole source through black (a file with printed literals, not on a hot path)."""
+    import black
+
+    return black.format_str(source, mode=black.Mode(line_length=LINE_LENGTH))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -22,6 +22,7 @@ PATH_FORMS = (
     ("FOLDER/train.txt", "a text corpus: train.txt, valid.txt, optional test.txt (rnn)"),
 )
 DEFAULT_VAL_FRACTION = 0.2  # a user's data set without its own validation split
+AUGMENTATIONS = ("crop", "flip", "cutout")  # --augment's names (runtime/augment.py)
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 # ONNX parity, as numpy.allclose: |onnxruntime - PyTorch| <= atol + rtol * |PyTorch|
 DEFAULT_TOLERANCE = 1e-4  # atol

@@ -14,13 +14,15 @@ Every train/validation split of an image set is a random permutation drawn from
 Preprocessing:
 - digits / mnist5k: pixels scaled to [0, 1] (digits: / 16, mnist: / 255), then
   normalised with the mean and standard deviation of the training split's pixels
-  (one channel). No augmentation.
+  (one channel). No augmentation unless asked (augment.py). Class names: the
+  digits '0'..'9'.
 - cifar10, the NAS paper's recipe (Zoph & Le 2017, section 4.1) with torchvision
   transforms. Whitening: per-channel normalisation, (x - mean_c) / std_c, with the
   mean and standard deviation of each channel over every pixel of the 45,000 training
   images (after scaling to [0, 1]); not ZCA. Upsampling: the 32x32 image is resized
   to 40x40 (bilinear), then a random 32x32 crop is taken. Then a random horizontal
-  flip (p = 0.5). Validation images are only normalised.
+  flip (p = 0.5). Validation images are only normalised. Class names: CIFAR-10's
+  own (airplane, automobile, ...).
 - ptb: each line's words followed by `<eos>`; the vocabulary is the training file's
   words in order of first appearance; a validation/test word outside it becomes `<unk>`
   (an error when the vocabulary has no `<unk>`). ptb-char: the same over the
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -47,6 +49,9 @@ from .choices import looks_like_path
 from .errors import DataError
 
 if TYPE_CHECKING:
+    from nasforge.codegen.preprocessing import Preprocessing
+
+    from .augment import Augmentation
     from .userdata import UserDataOptions
 
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -71,8 +76,25 @@ class ImageData:
     std: tuple[float, ...]
     description: str
     kind: str = field(default="image", init=False)
-    # A folder of images: its class folders' names, sorted (label i is class_names[i]).
+    # Training-time augmentation asked for (runtime/augment.py); None: none.
+    augment: Augmentation | None = None
+    # Label i is class_names[i]: a folder of images' class folders (sorted), a built-in
+    # set's known names, else the labels themselves ('0', '1', ...).
     class_names: tuple[str, ...] | None = None
+
+    def preprocessing(self) -> Preprocessing:
+        """What a model trained on this set expects: mean, std, class names."""
+        from nasforge.codegen.preprocessing import Preprocessing, class_indices
+
+        return Preprocessing(self.mean, self.std, self.class_names or class_indices(self.classes))
+
+    def augmenter(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """What to do to each training batch (normalised images), or None."""
+        if self.augment is None:
+            return None
+        from .augment import batch_augmenter
+
+        return batch_augmenter(self.augment, self.input_shape, self.mean, self.std)
 
 
 @dataclass
@@ -138,7 +160,8 @@ def tensor_data(
     class_names: tuple[str, ...] | None = None,
 ) -> ImageData:
     """In-memory (N, C, H, W) images in [0, 1], normalised per channel by the mean and
-    standard deviation of the training split's pixels."""
+    standard deviation of the training split's pixels; classes without names are named
+    by their labels."""
     train_x = train[0]
     axes = (0, 2, 3)
     mean = train_x.mean(axis=axes)
@@ -161,7 +184,7 @@ def tensor_data(
         mean=tuple(float(m) for m in mean),
         std=tuple(float(s) for s in std),
         description=description,
-        class_names=class_names,
+        class_names=class_names or tuple(str(i) for i in range(classes)),
     )
 
 
@@ -258,7 +281,8 @@ def _cifar_class() -> type:
 
     class LocalCIFAR10(CIFAR10):
         """torchvision's CIFAR10 that checks the batch files exist but not their MD5
-        (the download path verifies the archive; hashing 178 MB on every load would not)."""
+        (the download path verifies the archive; hashing 178 MB on every load would not).
+        """
 
         train_list: ClassVar[list] = [[name, None] for name, _ in CIFAR10.train_list]
         test_list: ClassVar[list] = [[name, None] for name, _ in CIFAR10.test_list]
@@ -324,6 +348,7 @@ def load_cifar10_data(data_dir: Path | None, download: bool = False, seed: int =
             f"(training split statistics), resize to {CIFAR_UPSAMPLE}x{CIFAR_UPSAMPLE}, random "
             "32x32 crop, horizontal flip"
         ),
+        class_names=tuple(str(name) for name in base.classes),
     )
 
 
@@ -445,7 +470,28 @@ def load_dataset(
     options: UserDataOptions | None = None,
 ) -> Data:
     """Load a registered dataset, or the user's data set at the path `name` (see
-    runtime/userdata.py); DataError when it is unknown, missing or malformed."""
+    runtime/userdata.py), with the augmentation `options` ask for (runtime/augment.py);
+    DataError when it is unknown, missing or malformed."""
+    options = options or _default_options()
+    data = _load(name, data_dir, download, seed, options)
+    if not (options.augment or options.cutout is not None):
+        return data
+    if not isinstance(data, ImageData):
+        raise DataError(f"--augment and --cutout apply to images; {data.name} is text")
+    from .augment import resolve
+
+    return replace(data, augment=resolve(options.augment, options.cutout, data.input_shape))
+
+
+def _default_options() -> UserDataOptions:
+    from .userdata import UserDataOptions
+
+    return UserDataOptions()
+
+
+def _load(
+    name: str, data_dir: str | Path | None, download: bool, seed: int, options: UserDataOptions
+) -> Data:
     spec = DATASETS.get(name)
     if spec is None:
         if not (looks_like_path(name) or Path(name).exists()):
@@ -456,9 +502,9 @@ def load_dataset(
             )
         if download:
             raise DataError("--download applies to cifar10 only, not to a path")
-        from .userdata import UserDataOptions, load_user_data
+        from .userdata import load_user_data
 
-        return load_user_data(Path(name), seed=seed, options=options or UserDataOptions())
+        return load_user_data(Path(name), seed=seed, options=options)
     if download and name != "cifar10":
         raise DataError(f"--download applies to cifar10 only; {name} is not downloaded")
     return spec.loader(Path(data_dir) if data_dir is not None else None, download, seed)

@@ -15,6 +15,11 @@ What is dynamic in the exported graph:
 - image families (cnn, cells): input `x` (batch, C, H, W) -> `logits`
   (batch, classes). The batch axis is dynamic; channels, height and width are
   fixed by the architecture (`input ... CxHxW`), as the generated layers are.
+  With `preprocessing` (a trained model's mean, std and class names) the graph
+  takes `pixels` instead: raw pixels scaled to [0, 1], normalised inside the
+  graph, (pixels - mean) / std, before the model; the check inputs are then
+  uniform in [0, 1], and the file's metadata_props hold mean, std and
+  class_names (JSON).
 - rnn: input `tokens` (seq, batch) int64 -> `logits` (seq, batch, vocab). Both
   the sequence length and the batch are dynamic. The generated LanguageModel
   unrolls a Python loop over time; torch.export would trace that loop into a
@@ -32,6 +37,7 @@ import contextlib
 import functools
 import inspect
 import io
+import json
 import tempfile
 import time
 import warnings
@@ -42,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from nasforge.codegen.preprocessing import Preprocessing
 from nasforge.grammar.errors import NasforgeError
 from nasforge.grammar.ir import Arch
 from torch import nn
@@ -187,7 +194,7 @@ class ScanLanguageModel(nn.Module):
         logits, final = self.lm(tokens, state)
         if not self.with_state:
             return logits
-        return logits, torch.stack([h for h, _ in final]), torch.stack([c for _, c in final])
+        return (logits, torch.stack([h for h, _ in final]), torch.stack([c for _, c in final]))
 
     def random_inputs(
         self, seq: int, batch: int, generator: torch.Generator
@@ -216,20 +223,47 @@ class Plan:
     random_inputs: Callable[[tuple[int, ...], torch.Generator], tuple[torch.Tensor, ...]]
 
 
-def image_plan(model: nn.Module, arch: Arch, example: torch.Tensor | None) -> Plan:
+class Normalised(nn.Module):
+    """`model` after its training's normalisation: raw pixels in [0, 1] -> logits."""
+
+    def __init__(self, model: nn.Module, preprocessing: Preprocessing) -> None:
+        super().__init__()
+        self.model = model
+        shape = (1, -1, 1, 1)
+        self.register_buffer("mean", torch.tensor(preprocessing.mean).view(shape))
+        self.register_buffer("std", torch.tensor(preprocessing.std).view(shape))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model((pixels - self.mean) / self.std)
+
+
+def image_plan(
+    model: nn.Module,
+    arch: Arch,
+    example: torch.Tensor | None,
+    preprocessing: Preprocessing | None = None,
+) -> Plan:
+    draw = torch.randn if preprocessing is None else torch.rand  # raw pixels lie in [0, 1]
     if example is None:
-        example = torch.randn(EXAMPLE_BATCH, *arch.input_shape, generator=_generator())
+        example = draw(EXAMPLE_BATCH, *arch.input_shape, generator=_generator())
     if tuple(example.shape[1:]) != tuple(arch.input_shape):
         raise ExportError(
             f"example input has shape {tuple(example.shape)}; the architecture reads "
             f"(N, {', '.join(map(str, arch.input_shape))})"
         )
+    if preprocessing is not None and len(preprocessing.mean) != arch.input_shape[0]:
+        raise ExportError(
+            f"the normalisation has {len(preprocessing.mean)} channel(s), the architecture "
+            f"reads {arch.input_shape[0]}"
+        )
 
     def random_inputs(size: tuple[int, ...], generator: torch.Generator) -> tuple[torch.Tensor]:
-        return (torch.randn(*size, *arch.input_shape, generator=generator),)
+        return (draw(*size, *arch.input_shape, generator=generator),)
 
+    module = model if preprocessing is None else Normalised(model, preprocessing)
+    name = "x" if preprocessing is None else "pixels"
     batch = torch.export.Dim("batch")
-    return Plan(model, model, ("x",), ("logits",), (example,), {"x": {0: batch}}, random_inputs)
+    return Plan(module, module, (name,), ("logits",), (example,), {name: {0: batch}}, random_inputs)
 
 
 def rnn_plan(model: nn.Module, example: torch.Tensor | None, state: bool) -> Plan:
@@ -289,6 +323,7 @@ def export_model(
     checks: int = DEFAULT_CHECKS,
     state: bool = False,
     rtol: float = DEFAULT_RTOL,
+    preprocessing: Preprocessing | None = None,
 ) -> ExportReport:
     """Export `model` (generated from `arch`) to `path` and check it against onnxruntime.
 
@@ -300,18 +335,22 @@ def export_model(
     there stays as it was) and a written one is renamed NAME.failed.onnx, which the
     error names. `state` (rnn only) adds the
     recurrent state as graph inputs and outputs. The model is exported and checked
-    in eval mode; its training mode is restored afterwards.
+    in eval mode; its training mode is restored afterwards. `preprocessing` (image
+    families: a trained model's mean, std, class names) puts the normalisation into the
+    graph, whose input is then raw pixels in [0, 1] (see the module's docstring).
     """
     if checks < 1:
         raise ExportError(f"checks must be at least 1, not {checks}")
     if state and arch.family != "rnn":
         raise ExportError("state=True is for language models (rnn) only")
+    if preprocessing is not None and arch.family == "rnn":
+        raise ExportError("preprocessing (mean, std, class names) is for image models only")
     path = Path(path)
     partial = path.with_name(f".{path.stem}.partial.onnx")
     failed = path.with_name(f"{path.stem}.failed{path.suffix or '.onnx'}")
     try:
         report = _export_and_check(
-            model, arch, partial, example, Parity(tolerance, rtol), checks, state
+            model, arch, partial, example, Parity(tolerance, rtol), checks, state, preprocessing
         )
         return replace(report, path=partial.replace(path))
     except ExportError as err:
@@ -342,6 +381,7 @@ def _export_and_check(
     parity: Parity,
     checks: int,
     state: bool,
+    preprocessing: Preprocessing | None = None,
 ) -> ExportReport:
     training = model.training
     model.eval()
@@ -350,10 +390,12 @@ def _export_and_check(
             if arch.family == "rnn":
                 plan = rnn_plan(model, example, state)
             else:
-                plan = image_plan(model, arch, example)
+                plan = image_plan(model, arch, example, preprocessing)
             plan.module.eval()
             started = time.perf_counter()
             _export(plan, path)
+            if preprocessing is not None:
+                _add_metadata(path, preprocessing)
             export_seconds = time.perf_counter() - started
             proto = _checked(path)
             started = time.perf_counter()
@@ -448,6 +490,17 @@ def _registry() -> object:
     from torch.onnx._internal.exporter import _registration
 
     return _registration.ONNXRegistry.from_torchlib()
+
+
+def _add_metadata(path: Path, preprocessing: Preprocessing) -> None:
+    """mean, std and class_names (JSON) as the file's metadata_props."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in preprocessing.as_record().items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.save(proto, str(path))
 
 
 def _checked(path: Path):  # -> onnx.ModelProto

@@ -313,6 +313,7 @@ def train_image(
         else:
             raise ValueError(f"unknown schedule {config.schedule!r}")
         generator = torch.Generator().manual_seed(config.seed)
+        augment = data.augmenter()
         for epoch[0] in range(1, config.epochs + 1):
             model.train()
             began = time.perf_counter()
@@ -330,6 +331,8 @@ def train_image(
             )
             with bar.epoch(f"epoch {epoch[0]}/{config.epochs}", steps_per_epoch) as advance:
                 for step, (x, y) in enumerate(batches, start=1):
+                    if augment is not None:
+                        x = augment(x)
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                     loss, logits = _loss(model(x), y)
                     optimizer.zero_grad(set_to_none=True)

@@ -39,6 +39,10 @@ class UserDataOptions:
     resize: tuple[int, int] | None = None  # (height, width)
     channels: int | None = None  # convert grey <-> RGB to this many channels
     skip_bad_files: bool = False
+    # Training-time augmentation (any image set, built-in or not; runtime/augment.py):
+    # names from --augment, and --cutout's square side (None: the default, or no cutout).
+    augment: tuple[str, ...] = ()
+    cutout: int | None = None
 
 
 def load_user_data(path: Path, *, seed: int, options: UserDataOptions) -> Data:

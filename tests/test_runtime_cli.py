@@ -12,6 +12,7 @@ import torch
 from cli_runner import run
 from nasforge.codegen import generate, load_file
 from nasforge.grammar import parse, to_text
+from nasforge.runtime.data import load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS_ARCH = ROOT / "examples" / "digits_cnn.arch"
@@ -50,8 +51,6 @@ diff = (y - torch.load(out + '/expected.pt')).abs().max().item()
 print('standalone max abs diff', diff)
 assert diff == 0.0, diff
 """
-
-
 
 
 def make_text(root: Path) -> Path:
@@ -94,7 +93,9 @@ def test_train_digits_writes_model_weights_metrics(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert "epoch 2/2  train loss" in result.stderr and "reward 0." in result.stderr
     arch = parse(DIGITS_ARCH.read_text())
-    assert (out / "model.py").read_text() == generate(arch)  # black-formatted
+    # black-formatted, with the data's normalisation and class names (seed 3's split)
+    preprocessing = load_dataset("digits", seed=3).preprocessing()
+    assert (out / "model.py").read_text() == generate(arch, preprocessing=preprocessing)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["arch"] == to_text(arch)
     assert (metrics["dataset"], metrics["device"], metrics["seed"]) == ("digits", "cpu", 3)

@@ -19,6 +19,8 @@ from nasforge.runtime.search.build import build_search
 from nasforge.runtime.search.config import SearchConfig
 from search_doubles import write_nb201_table
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def digits_search(out: Path, *extra: str) -> Result:
     return run(
@@ -67,13 +69,16 @@ def test_a_space_that_cannot_fit_the_data_set_is_refused_before_any_trial(
 
     monkeypatch.setattr(recipes, "train_arch", no_training)
     out = tmp_path / "run"
+    # A space file keeps the input it states (a built-in space would follow the data).
+    space = tmp_path / "small.toml"
+    space.write_text((ROOT / "controller" / "spaces" / "digits.toml").read_text())
     result = run(
-        "search", "--space", "digits", "--dataset", "mnist5k", "--trials", "2",
+        "search", "--space", space, "--dataset", "mnist5k", "--trials", "2",
         "--executor", "inline", "--out", out, "--no-progress",
     )  # fmt: skip
     assert result.exit_code == 2, result.output
     assert (
-        "nasforge: error: --space digits cannot train on --dataset mnist5k: the space's "
+        f"nasforge: error: --space {space} cannot train on --dataset mnist5k: the space's "
         "architectures take input 1x8x8 and 10 classes, mnist5k's images are 1x28x28 in 10 "
         "classes; choose a space with input 1x28x28 and 10 classes (a space file with "
         "input = [1, 28, 28] and classes = 10: 'Search spaces' in grammar/README.md), or a "
@@ -207,7 +212,9 @@ def test_without_a_terminal_the_first_trial_is_announced(digits_out: Path) -> No
     result = digits_search(digits_out, "--trials", "5", "--resume")
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith("first trial done (ok) after "))
+    first = next(
+        i for i, line in enumerate(lines) if line.startswith("first trial done (ok) after ")
+    )
     step = next(i for i, line in enumerate(lines) if line.startswith("step "))
     assert first < step
 
@@ -225,14 +232,16 @@ def test_export_of_a_search_folder_uses_its_best_and_kept_weights(
     target = tmp_path / "best.onnx"
     result = run("export", digits_out, "--out", target)
     assert result.exit_code == 0, result.output
-    model = load_file(digits_out / "best_model.py").build_model()
+    module = load_file(digits_out / "best_model.py")
+    model = module.build_model()
     model.load_state_dict(torch.load(digits_out / "best_weights.pt", weights_only=True))
     model.eval()
-    x = torch.randn(3, 1, 8, 8)
+    pixels = torch.rand(3, 1, 8, 8)  # raw: the graph normalises as the search's training did
     with torch.no_grad():
-        expected = model(x).numpy()
+        expected = model(module.preprocess(pixels)).numpy()
     session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert session.get_inputs()[0].name == "pixels"
+    (got,) = session.run(None, {"pixels": pixels.numpy()})
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 

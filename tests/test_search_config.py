@@ -103,6 +103,7 @@ def test_resume_differences_name_the_options_as_the_command_line_spells_them(
     config = table_config(table, options={"population": 5}, strategy="evolution")
     assert config.resume_differences({**stored, "strategy": "evolution"}) == [
         "--option {'population': 5} (the stored search has {})",
-        "the data options (--val-fraction, --char, --resize, --skip-bad-files) {} "
+        "the data options (--val-fraction, --char, --resize, --skip-bad-files, --augment, "
+        "--cutout) {} "
         "(the stored search has {'char': True})",
     ]

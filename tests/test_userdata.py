@@ -56,8 +56,6 @@ def text_folder(root: Path) -> Path:
     return root
 
 
-
-
 def refused(*args: str) -> str:
     result = run(*args)
     assert result.exit_code == 2, result.output
@@ -155,7 +153,7 @@ def test_train_on_an_image_folder_an_npz_and_a_text_folder(
         assert metrics["status"] == "ok" and len(metrics["mean"]) == 1
         assert metrics["epochs"][-1]["val_acc"] > 0.6  # chance is 0.1
         assert f"data: {data}: " in result.output
-    assert metrics.get("class_names") is None
+    assert metrics["class_names"] == [str(label) for label in range(10)]  # an .npz: labels
     assert "(N,C,H,W assumed)" in metrics["dataset_description"]
     folder_metrics = json.loads((tmp_path / "imgs" / "metrics.json").read_text())
     assert folder_metrics["class_names"][0] == "digit0"
@@ -322,10 +320,12 @@ def test_cli_refuses_bad_data_and_mismatched_architectures(
     assert "has 10 classes but three.npz has 3" in message and "classes 3" in message
     message = refused("train", RNN_ARCH, "--dataset", image_folder, "--epochs", "1", "--out", out)
     assert "language model" in message
+    space = tmp_path / "digits10.toml"  # a space file keeps its 10 classes
+    space.write_text((ROOT / "controller" / "spaces" / "digits.toml").read_text())
     message = refused(
         "search",
         "--space",
-        "digits",
+        space,
         "--dataset",
         tmp_path / "three.npz",
         "--trials",

@@ -7,6 +7,11 @@ overrides come from DIR/metrics.json) or a `nasforge search` folder (its best
 architecture, DIR/best.arch, with the best trial's kept weights, DIR/best_weights.pt;
 the build overrides come from DIR/summary.json). Prints the export report; exit 2
 with a one-line message on bad input, a failed export or failed parity.
+
+A trained folder's model.py (MEAN, STD, CLASS_NAMES) and a search folder's summary.json
+(best.preprocessing) carry the training's normalisation: their graph then takes raw
+pixels in [0, 1] (input `pixels`) and normalises them itself, as `nasforge train --onnx`
+writes it. An architecture alone has none: its graph takes the normalised input `x`.
 """
 
 from __future__ import annotations
@@ -102,13 +107,16 @@ def export_command(
 
     overrides = parse_model_args(model_args)
     torch.manual_seed(seed)
+    preprocessing = None
     if source is not None and arch is None and Path(source).is_dir():
         folder = Path(source)
         if _is_search_folder(folder):
             ir, module, recorded, kept = _load_search_folder(folder)
+            preprocessing = _recorded_preprocessing(folder / SUMMARY, ("best", "preprocessing"))
         else:
             ir, module = _load_folder(folder)
             recorded, kept = _recorded_overrides(folder, METRICS, ()), folder / WEIGHTS
+            preprocessing = _module_preprocessing(folder / MODEL, module)
         overrides = {**recorded, **overrides}
         weights = weights or kept
         if not weights.is_file():
@@ -127,7 +135,14 @@ def export_command(
     if weights is not None:
         _load_weights(model, weights)
     report = export_model(
-        model, ir, out, tolerance=tolerance, rtol=rtol, checks=checks, state=state
+        model,
+        ir,
+        out,
+        tolerance=tolerance,
+        rtol=rtol,
+        checks=checks,
+        state=state,
+        preprocessing=preprocessing,
     )
     if as_json:
         payload = asdict(report) | {"path": str(report.path), "dynamic_axes": report.dynamic_axes}
@@ -197,6 +212,35 @@ def _recorded_overrides(folder: Path, name: str, within: tuple[str, ...]) -> dic
     if not isinstance(recorded, dict):
         raise Failure(f"{path}: build_kwargs is not an object")
     return recorded
+
+
+def _module_preprocessing(path: Path, module: object) -> object | None:
+    """The MEAN, STD and CLASS_NAMES a trained folder's model.py defines, if it does."""
+    from nasforge.codegen.preprocessing import Preprocessing
+
+    if not hasattr(module, "MEAN"):
+        return None
+    try:
+        return Preprocessing(module.MEAN, module.STD, module.CLASS_NAMES)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError) as err:
+        raise Failure(f"{path}: MEAN, STD and CLASS_NAMES do not fit together: {err}") from None
+
+
+def _recorded_preprocessing(path: Path, keys: tuple[str, ...]) -> object | None:
+    """The preprocessing recorded in the JSON file at `path` under `keys`, if any."""
+    from nasforge.codegen.preprocessing import Preprocessing
+
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        for key in keys:
+            record = record.get(key) or {}
+        if not record:
+            return None
+        return Preprocessing(record["mean"], record["std"], record["class_names"])
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as err:
+        raise Failure(f"cannot read the preprocessing in {path}: {err}") from None
 
 
 def _load_weights(model: object, path: Path) -> None:

@@ -1,9 +1,11 @@
 """`nasforge train`: compile an architecture, train it on a dataset, save what a user ships.
 
-Writes into --out: model.py (the black-formatted generated file, the very file trained),
-weights.pt (the state_dict, on the CPU), metrics.json (per-epoch metrics, reward, the
-dataset, the canonical architecture, parameters, seconds, device, seed, the build
-overrides), vocab.txt for language models, and with --onnx model.onnx.
+Writes into --out: model.py (the black-formatted generated file, the very file trained;
+an image model's carries MEAN, STD, CLASS_NAMES and preprocess(x)), weights.pt (the
+state_dict, on the CPU), metrics.json (per-epoch metrics, reward, the dataset, its
+mean/std/class_names, the canonical architecture, parameters, seconds, device, seed,
+the build overrides), vocab.txt for language models, and with --onnx model.onnx (an
+image model's takes raw pixels in [0, 1] and normalises them in the graph).
 
 A folder that holds an earlier run's outputs is refused unless --overwrite, which
 removes those files (only the ones train writes) before the new ones are written, so no
@@ -144,6 +146,8 @@ def train_command(
     char: bool,
     resize: tuple[int, int] | None,
     skip_bad_files: bool,
+    augment: tuple[str, ...] | None,
+    cutout: int | None,
 ) -> None:
     """Train an architecture (FILE, `-` for stdin, or --arch STRING) on --dataset."""
 
@@ -165,7 +169,7 @@ def train_command(
     torch_device = resolve_device(device)
     set_threads(threads)
     channels = None if ir.family == "rnn" else ir.input_shape[0]  # type: ignore[union-attr]
-    options = user_options(val_fraction, char, resize, skip_bad_files, channels)
+    options = user_options(val_fraction, char, resize, skip_bad_files, channels, augment, cutout)
     data = load_dataset(dataset, data_dir=data_dir, download=download, seed=seed, options=options)
     if dataset not in DATASET_NAMES:  # the user's data: say how it was read
         click.echo(f"data: {data.description}", err=True)
@@ -174,7 +178,7 @@ def train_command(
     check_fits(ir, build_kwargs(ir, data, **overrides), device=torch_device, **fits)
     for name in earlier:  # only now: a refused input leaves the earlier run as it was
         (out_dir / name).unlink(missing_ok=True)
-    model_path = _write_model(ir, out_dir)
+    model_path = _write_model(ir, data, out_dir)
     record = _record(ir, dataset, data, build_kwargs(ir, data, **overrides), torch_device, seed)
 
     try:
@@ -214,14 +218,16 @@ def _earlier_outputs(out_dir: Path) -> list[str]:
     return [name for name in OUTPUTS if (out_dir / name).exists()]
 
 
-def _write_model(ir: object, out_dir: Path) -> Path:
-    """Write DIR/model.py, the very file that is trained; its path."""
+def _write_model(ir: Any, data: Any, out_dir: Path) -> Path:
+    """Write DIR/model.py, the very file that is trained (an image model's with the
+    data's MEAN, STD, CLASS_NAMES and preprocess); its path."""
     from nasforge.codegen import generate
 
+    preprocessing = data.preprocessing() if getattr(data, "kind", None) == "image" else None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path = out_dir / "model.py"
-        model_path.write_text(generate(ir), encoding="utf-8")  # type: ignore[arg-type]
+        model_path.write_text(generate(ir, preprocessing=preprocessing), encoding="utf-8")
     except OSError as err:
         raise Failure(f"cannot write to {out_dir}: {err.strerror or err}") from None
     return model_path
@@ -270,13 +276,12 @@ def _record(
 
 
 def _normalisation(data: Any) -> dict[str, object]:
-    """An image set's per-channel mean/std (applied inside training) and class names."""
+    """An image set's per-channel mean/std (applied inside training), class names and the
+    training-time augmentation (each by name with its setting; {} for none)."""
     if getattr(data, "kind", None) != "image":
         return {}
-    record: dict[str, object] = {"mean": list(data.mean), "std": list(data.std)}
-    if data.class_names is not None:
-        record["class_names"] = list(data.class_names)
-    return record
+    augment = data.augment.record() if data.augment is not None else {}
+    return {**data.preprocessing().as_record(), "augment": augment}
 
 
 def _save(
@@ -321,14 +326,17 @@ def _export_onnx(model: object, ir: object, data: object, out_dir: Path) -> dict
         from ..onnx_export import export_model
     except ImportError as err:
         raise Failure(f"--onnx: ONNX export is not available ({err})") from None
+    preprocessing = None
     if isinstance(data, TextData):
         example = torch.randint(0, data.vocab_size, (35, 2))
-    else:
-        example = torch.randn(2, *data.input_shape)  # type: ignore[attr-defined]
+    else:  # the graph takes raw pixels in [0, 1] and normalises them itself
+        example = torch.rand(2, *data.input_shape)  # type: ignore[attr-defined]
+        preprocessing = data.preprocessing()  # type: ignore[attr-defined]
     path = out_dir / "model.onnx"
-    report = export_model(model, ir, path, example=example)
+    report = export_model(model, ir, path, example=example, preprocessing=preprocessing)
     return {
         "path": str(report.path),
+        "input": next(iter(report.inputs)),  # pixels (raw, in [0, 1]) or tokens
         "max_abs_diff": float(report.max_abs_diff),
         "export_seconds": float(report.export_seconds),
     }

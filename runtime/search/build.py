@@ -137,6 +137,7 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
         weights_dir=out_dir / WEIGHTS_DIR,
         measure_latency=Budget.from_stored(config.budget).measures_latency,
     )
+    space = fit_space_to_data(config, space, evaluator)
     check_space_fits(config, space, evaluator)
     import torch
 
@@ -166,6 +167,41 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
         lock.release()
         raise
     return Search(config, space, strategy, evaluator, executor, store, connected, lock)
+
+
+def fit_space_to_data(config: SearchConfig, space: Any, evaluator: Any) -> Any:
+    """A built-in image space (digits, nb201, darts, cifar10_v*, nasnet) follows the train
+    evaluator's image data set: its copy takes the data's input shape and class count, so
+    every proposal's header is the data's. A space file keeps the input it states (checked
+    by check_space_fits), and so does every space of a table search. ConfigError when the
+    space cannot hold the data's images."""
+    from .evaluators import TrainEvaluator
+
+    if not isinstance(evaluator, TrainEvaluator) or not _builtin_space(config.space):
+        return space
+    from nasforge.grammar.errors import NasforgeError
+
+    from ..data import ImageData
+
+    data = evaluator.data()
+    if not isinstance(data, ImageData) or not hasattr(space, "input_shape"):
+        return space  # a family mismatch: check_space_fits says so
+    try:
+        return space.with_data(data.input_shape, data.classes)
+    except (NasforgeError, ValueError) as err:
+        reason = str(err).removeprefix("<arch>: error: ")
+        raise ConfigError(
+            f"--space {config.space} cannot take --dataset {config.dataset}'s images "
+            f"({_shape(data.input_shape)}, {data.classes} classes): {reason}. Resize the "
+            "images (--resize HxW for a folder of images), or write a space file for them "
+            "('Search spaces' in grammar/README.md)"
+        ) from None
+
+
+def _builtin_space(name: str) -> bool:
+    from nasforge.controller.space import space_names
+
+    return name in space_names() and not Path(name).is_file()
 
 
 def check_space_fits(config: SearchConfig, space: Any, evaluator: Any) -> None:

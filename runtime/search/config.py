@@ -92,8 +92,8 @@ class SearchConfig:
     options: dict[str, Any] = field(default_factory=dict)  # the strategy's --option pairs
     evaluator: str = "train"
     dataset: str | None = None  # train evaluator only
-    # A path --dataset's options that differ from their defaults (JSON: val_fraction,
-    # char, resize as "HxW", skip_bad_files).
+    # The data options that differ from their defaults (JSON: val_fraction, char, resize
+    # as "HxW", skip_bad_files, augment as a list of names, cutout).
     data_options: dict[str, Any] = field(default_factory=dict)
     table: str | None = None  # table evaluator only: the CSV's absolute path
     epochs: int | None = 1  # train evaluator only
@@ -243,7 +243,8 @@ class SearchConfig:
 # Config fields that are not spelled as one command-line option.
 _OPTION_TEXTS = {
     "options": "--option",
-    "data_options": "the data options (--val-fraction, --char, --resize, --skip-bad-files)",
+    "data_options": "the data options (--val-fraction, --char, --resize, --skip-bad-files, "
+    "--augment, --cutout)",
     "budget": "the budget (--max-params, --max-macs, --objective, --target-*, --mnas-w)",
 }
 

@@ -85,6 +85,7 @@ class TrainEvaluator(Evaluator):
             options = dict(self.data_options)
             if options.get("resize"):
                 options["resize"] = tuple(int(n) for n in str(options["resize"]).split("x"))
+            options["augment"] = tuple(options.get("augment") or ())
             self._data = load_dataset(
                 self.dataset,
                 data_dir=self.data_dir,

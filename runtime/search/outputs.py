@@ -1,6 +1,10 @@
 """What a search leaves in its folder besides the store: the best architecture as a file,
 its generated model, its ONNX export, and the kept weights of the best trial.
 
+On an image data set, best_model.py carries the data's MEAN, STD, CLASS_NAMES and
+preprocess(x), summary.json's best records them (`preprocessing`), and best_model.onnx
+takes raw pixels in [0, 1] and normalises them in its graph, as `nasforge train` does.
+
 The train evaluator saves every trained child's weights under DIR/weights/;
 `WeightsKeeper` deletes each as soon as it is not the best so far, so the folder
 holds one set of weights however long the search runs. A failed ONNX export is
@@ -84,8 +88,9 @@ def write_outputs(
     ir = parse(best.arch, f"trial {best.id}")
     header = f"# The best architecture of this search: trial {best.id}, reward {best.reward:.6f}\n"
     (out_dir / BEST_ARCH).write_text(header + to_text(ir) + "\n", encoding="utf-8")
+    preprocessing = _preprocessing(data)
     model_path = out_dir / BEST_MODEL
-    model_path.write_text(generate(ir), encoding="utf-8")
+    model_path.write_text(generate(ir, preprocessing=preprocessing), encoding="utf-8")
     outputs[BEST_ARCH] = f"trial {best.id} (canonical text)"
     outputs[BEST_MODEL] = "generated PyTorch file"
     weights = _keep_best_weights(out_dir, best, store)
@@ -98,12 +103,16 @@ def write_outputs(
         kwargs = build_kwargs(ir, data)
     if onnx:
         store.record_outputs([BEST_ONNX])
-        outputs[BEST_ONNX] = _export(out_dir, ir, load_file(model_path), weights, kwargs)
+        module = load_file(model_path)
+        outputs[BEST_ONNX] = _export(out_dir, ir, module, weights, kwargs, preprocessing)
     else:
         _remove_own(out_dir, BEST_ONNX, store)  # an earlier best's, if any
         outputs[BEST_ONNX] = "not exported (--no-onnx)"
-    # build_kwargs: what `nasforge export DIR` builds best_model.py with.
+    # build_kwargs: what `nasforge export DIR` builds best_model.py with; preprocessing:
+    # the normalisation its graph then puts before the model.
     best_record = {**best_summary(best, store.config), "build_kwargs": kwargs}
+    if preprocessing is not None:
+        best_record["preprocessing"] = preprocessing.as_record()
     _write_summary(out_dir, best_record, outputs, cost_summary(trials))
     _remove_children_weights(out_dir / WEIGHTS_DIR, trials)  # the best's are kept
     return outputs
@@ -155,8 +164,20 @@ def _keep_best_weights(out_dir: Path, best: TrialRecord, store: TrialStore) -> P
     return None
 
 
+def _preprocessing(data: Any | None) -> Any | None:
+    """An image set's mean, std and class names (codegen's Preprocessing), else None."""
+    if data is None or getattr(data, "kind", None) != "image":
+        return None
+    return data.preprocessing()
+
+
 def _export(
-    out_dir: Path, ir: Any, module: Any, weights: Path | None, build_kwargs: dict[str, Any]
+    out_dir: Path,
+    ir: Any,
+    module: Any,
+    weights: Path | None,
+    build_kwargs: dict[str, Any],
+    preprocessing: Any | None = None,
 ) -> str:
     """Export best_model.onnx; a line saying how, or why not."""
     path = out_dir / BEST_ONNX
@@ -170,7 +191,7 @@ def _export(
         if weights is not None:
             # The folder may come from elsewhere: the weights-only loader runs no code.
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        report = export_model(model, ir, path)
+        report = export_model(model, ir, path, preprocessing=preprocessing)
     except Exception as err:  # any failure of the export: say so, keep the search's results
         path.unlink(missing_ok=True)
         where = traceback.extract_tb(err.__traceback__)[-1:]
