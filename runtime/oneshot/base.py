@@ -30,7 +30,7 @@ from nasforge.codegen import load_source
 from nasforge.codegen.supernet import generate_supernet, one_hot
 from nasforge.controller.oneshot import supernet_spec
 from nasforge.controller.space import Space
-from nasforge.grammar import to_text
+from nasforge.grammar import parse, to_text
 from nasforge.grammar.ir import Arch, CellsArch
 from torch import nn
 from torch.nn import functional
@@ -108,7 +108,7 @@ class OneShotSearch:
         self.data = data
         self.settings = settings
         self.options = resolve_options(
-            self.declared_options(), settings.options, settings.strategy
+            self.declared_options(space), settings.options, settings.strategy
         )
         self.device = resolve_device(settings.device)
         self.depth = space.check_depth(None)  # a cnn space's full depth; None for cells
@@ -142,7 +142,8 @@ class OneShotSearch:
         return (cls.strategy,)
 
     @classmethod
-    def declared_options(cls) -> dict[str, Option]:
+    def declared_options(cls, space: Space | None = None) -> dict[str, Option]:
+        """The options and their defaults (some strategies' defaults depend on the space)."""
         return {**COMMON_OPTIONS, **cls.OPTIONS}
 
     # --- the loop -----------------------------------------------------------------------
@@ -377,6 +378,11 @@ class OneShotSearch:
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         pass
+
+
+def canonical(text: str) -> str:
+    """An architecture string in the canonical multi-line form (as derive_darts writes)."""
+    return to_text(parse(text))
 
 
 def reads_a_state_twice(arch: Arch) -> bool:
