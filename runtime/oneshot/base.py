@@ -120,7 +120,8 @@ class OneShotSearch:
             torch.manual_seed(settings.seed)
             self.module = load_source(self.source)
             self.supernet: nn.Module = self.module.build_model()
-        self.edges: tuple[str, ...] = tuple(self.module.EDGES)  # the weights' rows
+        # A cell supernet's rows (section.edge); a macro supernet's rows are its layers.
+        self.edges: tuple[str, ...] = tuple(getattr(self.module, "EDGES", ()))
         self.supernet.to(self.device)
         self.weight_data, self.arch_data = split_training(
             data.train, self.options["arch_fraction"], settings.seed
