@@ -35,9 +35,7 @@ def test_entropy_bonus_is_part_of_the_reward() -> None:
     rollout = plain.sample(1)
     entropy = float(plain.policy.score(rollout.decisions, None).entropy[0].detach())
     assert plain.update(rollout.decisions, [0.5])["baseline"] == pytest.approx(0.5)
-    assert bonus.update(rollout.decisions, [0.5])["baseline"] == pytest.approx(
-        0.5 + 0.1 * entropy
-    )
+    assert bonus.update(rollout.decisions, [0.5])["baseline"] == pytest.approx(0.5 + 0.1 * entropy)
 
 
 def test_update_makes_the_rewarded_architecture_more_likely() -> None:
@@ -74,9 +72,7 @@ def test_skip_penalty_is_the_per_layer_kl_to_the_target() -> None:
 
 def test_skip_penalty_pulls_the_skip_rate_toward_the_target() -> None:
     """With no reward signal (all equal) the penalty alone moves P(skip) toward 0.4."""
-    learner = controller(
-        "digits", lr=0.05, skip_target=0.4, skip_weight=0.8, entropy_weight=0.0
-    )
+    learner = controller("digits", lr=0.05, skip_target=0.4, skip_weight=0.8, entropy_weight=0.0)
     decisions = learner.sample(8).decisions
 
     def distance() -> float:
@@ -97,9 +93,7 @@ def test_state_dict_restores_sampling_and_learning() -> None:
     second.load_state_dict(state)
     a, b = first.sample(3), second.sample(3)
     assert torch.equal(a.decisions, b.decisions)
-    assert first.update(a.decisions, [0.5, 0.1, 0.9]) == second.update(
-        b.decisions, [0.5, 0.1, 0.9]
-    )
+    assert first.update(a.decisions, [0.5, 0.1, 0.9]) == second.update(b.decisions, [0.5, 0.1, 0.9])
 
 
 def test_cell_spaces_take_the_micro_searchs_settings() -> None:

@@ -48,9 +48,7 @@ def strategy_class(strategy: str) -> type[OneShotSearch]:
     )
 
 
-def make_oneshot(
-    space: Space, data: ImageData, settings: OneShotSettings
-) -> OneShotSearch:
+def make_oneshot(space: Space, data: ImageData, settings: OneShotSettings) -> OneShotSearch:
     """A one-shot search of `space` (already `.with_data(...)` for `data`) on `data`.
 
     The training split is divided into the weight part and the architecture part
