@@ -145,5 +145,7 @@ def test_settings_and_options_are_checked(digits) -> None:
         make("rsws", "nb201", digits, lr_max=0.1)
     with pytest.raises(ValueError, match=r"lr is -1\.0, outside"):
         make("rsws", "nb201", digits, lr=-1)
+    with pytest.raises(ValueError, match="DARTS searches the cell spaces"):
+        make("darts", "digits", digits)
     assert set(ONESHOT_STRATEGIES) == {"enas", "darts", "darts1", "rsws"}
     assert strategy_class("rsws").strategy == "rsws"

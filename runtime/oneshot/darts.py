@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import torch
 from nasforge.controller.oneshot import derive_darts, derive_nb201
+from nasforge.controller.space import Space
 
 from .architect import Architect, softmax_rows
 from .base import OneShotSearch
@@ -62,10 +63,13 @@ class Darts(OneShotSearch):
     def strategies(cls) -> tuple[str, ...]:
         return ("darts", "darts1")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.spec.skeleton not in ("darts", "nb201"):
-            raise ValueError(f"DARTS derives darts and nb201 cells, not {self.spec.skeleton}")
+    def __init__(self, space: Space, *args: Any, **kwargs: Any) -> None:
+        if space.family != "cells":  # before the supernet is built
+            raise ValueError(
+                f"DARTS searches the cell spaces (darts, nb201), not the {space.family} "
+                f"space {space.name!r}"
+            )
+        super().__init__(space, *args, **kwargs)
         ops = len(self.spec.ops)
         self.sections = self._sections()
         generator = torch.Generator().manual_seed(self.settings.seed + 2)
