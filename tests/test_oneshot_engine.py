@@ -16,6 +16,7 @@ import io
 import pytest
 import torch
 from nasforge.codegen import generate, load_source
+from nasforge.codegen.supernet import generate_supernet
 from nasforge.controller.space import load_space, space_names
 from nasforge.grammar import parse
 from nasforge.grammar.ir import Setting
@@ -149,3 +150,8 @@ def test_settings_and_options_are_checked(digits) -> None:
         make("darts", "digits", digits)
     assert set(ONESHOT_STRATEGIES) == {"enas", "darts", "darts1", "rsws"}
     assert strategy_class("rsws").strategy == "rsws"
+
+
+def test_formatted_source_is_the_generated_supernet_file(digits) -> None:
+    search = make("rsws", "nb201", digits, epochs=1)
+    assert search.formatted_source() == generate_supernet(search.spec)

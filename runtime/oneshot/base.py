@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from nasforge.codegen import load_source
+from nasforge.codegen.render import format_source
 from nasforge.codegen.supernet import generate_supernet, one_hot
 from nasforge.controller.oneshot import supernet_spec
 from nasforge.controller.space import Space
@@ -121,6 +122,11 @@ class OneShotSearch:
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self._one_hots: OrderedDict[str, torch.Tensor | None] = OrderedDict()
+
+    def formatted_source(self) -> str:
+        """The supernet's source black-formatted, as generate_supernet(spec) writes it (the
+        engine loads the same code unformatted, which is faster to generate)."""
+        return format_source(self.source)
 
     @classmethod
     def strategies(cls) -> tuple[str, ...]:
