@@ -49,6 +49,9 @@ class Rollout:
     decisions: Tensor  # [batch, slots], int64
     log_prob: Tensor  # [batch]
     entropy: Tensor  # [batch]
+    # P(anchor slot taken), [batch, anchor slots] in slot order (ENAS' skip penalty);
+    # None for a space without anchor slots.
+    anchor_prob: Tensor | None = None
 
 
 class LSTMPolicy(nn.Module):
@@ -161,6 +164,7 @@ class LSTMPolicy(nn.Module):
         columns: dict[int, Tensor] = {}
         log_prob = self.start.new_zeros(batch)
         entropy = self.start.new_zeros(batch)
+        anchor_probs: dict[int, Tensor] = {}  # anchor slot -> P(taken)
         keys: dict[int, Tensor] = {}  # layer -> W_prev h_j
         outputs: dict[int, Tensor] = {}  # layer -> h_j
         for step in steps:
@@ -204,6 +208,7 @@ class LSTMPolicy(nn.Module):
                 taken = given[:, list(step.slots)]
             for i, slot in enumerate(step.slots):
                 columns[slot] = taken[:, i]
+                anchor_probs[slot] = torch.sigmoid(logits[:, i])
             on = taken.to(logits.dtype)
             log_on, log_off = functional.logsigmoid(logits), functional.logsigmoid(-logits)
             log_prob = log_prob + (on * log_on + (1 - on) * log_off).sum(-1)
@@ -218,4 +223,9 @@ class LSTMPolicy(nn.Module):
             decisions = torch.stack([columns[i] for i in range(width)], dim=1)
         else:
             decisions = torch.zeros(batch, 0, dtype=torch.long)
-        return Rollout(decisions, log_prob, entropy)
+        anchor_prob = (
+            torch.stack([anchor_probs[i] for i in sorted(anchor_probs)], dim=1)
+            if anchor_probs
+            else None
+        )
+        return Rollout(decisions, log_prob, entropy, anchor_prob)

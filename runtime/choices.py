@@ -24,6 +24,9 @@ PATH_FORMS = (
 DEFAULT_VAL_FRACTION = 0.2  # a user's data set without its own validation split
 AUGMENTATIONS = ("crop", "flip", "cutout")  # --augment's names (runtime/augment.py)
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+# One-shot strategies (runtime/oneshot/): ENAS, DARTS second and first order, and the
+# random-sampling weight-sharing baseline of Li & Talwalkar 2019.
+ONESHOT_STRATEGIES = ("enas", "darts", "darts1", "rsws")
 # ONNX parity, as numpy.allclose: |onnxruntime - PyTorch| <= atol + rtol * |PyTorch|
 DEFAULT_TOLERANCE = 1e-4  # atol
 DEFAULT_RTOL = 1e-4  # float32 keeps about 7 digits; kernels that sum in another order differ
