@@ -41,3 +41,19 @@ def absolute_dataset(dataset: str | None) -> str | None:
     if dataset is None or dataset in DATASET_NAMES or not os.path.exists(dataset):
         return dataset
     return os.path.abspath(dataset)
+
+
+# One-shot strategies (runtime/oneshot/): one supernet's shared weights train while the
+# architecture is searched, instead of training every proposal from scratch.
+ONESHOT_STRATEGIES = {
+    "enas": "ENAS (Pham et al. 2018): an LSTM controller samples children of the shared "
+    "weights, learns by REINFORCE from their validation accuracy",
+    "darts": "DARTS (Liu et al. 2019), second order: softmax-weighted ops on every edge, "
+    "architecture weights by gradient on the validation half",
+    "darts1": "DARTS, first order: as darts, without the Hessian-vector term (cheaper)",
+    "rsws": "random sampling with weight sharing (Li & Talwalkar 2019): uniform children, "
+    "the best by shared-weight accuracy; the control for both",
+}
+# What a derived architecture is retrained for (the runtime's recipe, runtime/train.py),
+# unless --retrain-epochs says otherwise.
+DEFAULT_RETRAIN_EPOCHS = 10
