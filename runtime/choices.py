@@ -23,6 +23,9 @@ PATH_FORMS = (
 )
 DEFAULT_VAL_FRACTION = 0.2  # a user's data set without its own validation split
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+# One-shot strategies (runtime/oneshot/): ENAS, DARTS second and first order, and the
+# random-sampling weight-sharing baseline of Li & Talwalkar 2019.
+ONESHOT_STRATEGIES = ("enas", "darts", "darts1", "rsws")
 # ONNX parity, as numpy.allclose: |onnxruntime - PyTorch| <= atol + rtol * |PyTorch|
 DEFAULT_TOLERANCE = 1e-4  # atol
 DEFAULT_RTOL = 1e-4  # float32 keeps about 7 digits; kernels that sum in another order differ
@@ -43,17 +46,20 @@ def absolute_dataset(dataset: str | None) -> str | None:
     return os.path.abspath(dataset)
 
 
-# One-shot strategies (runtime/oneshot/): one supernet's shared weights train while the
-# architecture is searched, instead of training every proposal from scratch.
-ONESHOT_STRATEGIES = {
+# What each one-shot strategy does, for `nasforge search --help`.
+ONESHOT_DESCRIPTIONS = {
     "enas": "ENAS (Pham et al. 2018): an LSTM controller samples children of the shared "
-    "weights, learns by REINFORCE from their validation accuracy",
+    "weights and learns by REINFORCE from their validation accuracy",
     "darts": "DARTS (Liu et al. 2019), second order: softmax-weighted ops on every edge, "
-    "architecture weights by gradient on the validation half",
-    "darts1": "DARTS, first order: as darts, without the Hessian-vector term (cheaper)",
+    "architecture weights by gradient on the held-out half of the training data",
+    "darts1": "DARTS, first order: as darts without the Hessian-vector term (cheaper)",
     "rsws": "random sampling with weight sharing (Li & Talwalkar 2019): uniform children, "
     "the best by shared-weight accuracy; the control for both",
 }
+# A one-shot search's minibatch unless --batch says otherwise: DARTS' (quark0/darts,
+# cnn/train_search.py batch_size 64; the rsws baseline of Li & Talwalkar uses DARTS'
+# settings) and ENAS' (scripts/cifar10_macro_search.sh batch_size 128).
+ONESHOT_BATCH = {"enas": 128, "darts": 64, "darts1": 64, "rsws": 64}
 # What a derived architecture is retrained for (the runtime's recipe, runtime/train.py),
 # unless --retrain-epochs says otherwise.
 DEFAULT_RETRAIN_EPOCHS = 10
