@@ -185,8 +185,12 @@ def plot_oneshot(report: OneShotReport, out_dir: Path) -> list[Path]:
 
 def _save(figure: Any, path: Path) -> None:
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     try:
+        for axes in figure.axes:
+            if axes.get_xlabel() == "epoch":  # whole epochs only
+                axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         figure.tight_layout()
         figure.savefig(path)
     finally:
@@ -214,7 +218,7 @@ def _plot_history(report: OneShotReport) -> Any:
     for key, label in (("train_acc", "training"), ("valid_acc", "held-out (validation split)")):
         epochs, values = _series(report.history, key)
         acc_axes.plot(epochs, values, marker="o", label=label)
-    acc_axes.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    acc_axes.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0.0, 1.02))
     acc_axes.legend(fontsize=8)
     for axes in (loss_axes, acc_axes):
         axes.grid(alpha=0.3)
@@ -275,7 +279,7 @@ def _cell_key(section: str, report: OneShotReport) -> str:
     language says reduction)."""
     if section in report.cells:
         return section
-    return {"reduce": "reduction", "cell": "normal"}.get(section, section)
+    return {"reduce": "reduction"}.get(section, section)
 
 
 def _plot_controller(report: OneShotReport) -> Any:
@@ -310,7 +314,8 @@ def _plot_candidates(report: OneShotReport) -> Any:
     for key, label in series:
         epochs, values = _series(report.history, key)
         axes.plot(epochs, values, marker="o", label=label)
-    axes.set(xlabel="epoch", ylabel="accuracy", title=_title(report, "the derived candidate"))
+    axes.set(xlabel="epoch", ylabel="accuracy", ylim=(0.0, 1.02))
+    axes.set_title(_title(report, "the derived candidate"))
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     return figure
