@@ -256,7 +256,7 @@ def test_ctrl_c_stores_the_ended_epoch_and_resume_ends_as_an_uninterrupted_run(
     assert (out / "best.arch").read_text() == (reference / "best.arch").read_text()
 
 
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="reads /proc (Linux)")
+@pytest.mark.slow
 def test_sigkill_and_resume_derive_what_an_uninterrupted_run_derives(tmp_path: Path) -> None:
     epochs, extra = 4, ("--inherit", "--retrain-epochs", "0", "--no-onnx")
     strategy = "darts1" if available("darts1") else "rsws"

@@ -67,7 +67,8 @@ def write_oneshot_outputs(
     model_path = out_dir / BEST_MODEL
     _write_text(model_path, generate(ir))
     supernet_state = {k: v.detach().cpu() for k, v in run.search.supernet.state_dict().items()}
-    _write_supernet(out_dir, run.search.spec, supernet_state)
+    _write_text(out_dir / SUPERNET_FILE, run.search.source)  # the very file that trained
+    _atomic(out_dir / SUPERNET_WEIGHTS, lambda path: torch.save(supernet_state, path))
     outputs = {
         BEST_ARCH: f"derived after {epochs} epoch(s) (canonical text)",
         BEST_MODEL: "generated PyTorch file",
@@ -159,14 +160,6 @@ def final_training(
         "mean": list(data.mean),
         "std": list(data.std),
     }
-
-
-def _write_supernet(out_dir: Path, spec: Any, state: dict[str, Any]) -> None:
-    import torch
-    from nasforge.codegen.supernet import generate_supernet
-
-    _write_text(out_dir / SUPERNET_FILE, generate_supernet(spec))
-    _atomic(out_dir / SUPERNET_WEIGHTS, lambda path: torch.save(state, path))
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
