@@ -109,17 +109,13 @@ def final_training(
 ) -> dict[str, Any]:
     """Train (or, inherited with 0 epochs, evaluate) the derived model; its record, with
     the trained module under "model"."""
-    from nasforge.codegen.supernet import standalone_state_dict
-
     from ..devices import resolve_device, seed_everything
     from ..train import count_parameters, evaluate_image, train_arch
 
     config, data = run.config, run.data
     epochs = int(config.retrain_epochs or 0)
     device = resolve_device(config.device)
-    inherited = (
-        standalone_state_dict(run.search.spec, supernet_state, ir) if config.inherit else None
-    )
+    inherited = inherited_state(run.search.spec, supernet_state, ir) if config.inherit else None
 
     def build(**kwargs: Any) -> Any:
         model = build_model(**kwargs)
@@ -160,6 +156,18 @@ def final_training(
         "mean": list(data.mean),
         "std": list(data.std),
     }
+
+
+def inherited_state(spec: Any, supernet_state: dict[str, Any], ir: Any) -> dict[str, Any]:
+    """The state_dict of `ir`'s compiled file from the supernet's (names map one to one;
+    the macro supernet's weights are sliced to the layers each layer reads)."""
+    if type(spec).__name__ == "MacroSupernetSpec":
+        from nasforge.codegen.supernet_macro import macro_standalone_state_dict
+
+        return macro_standalone_state_dict(spec, supernet_state, ir)
+    from nasforge.codegen.supernet import standalone_state_dict
+
+    return standalone_state_dict(spec, supernet_state, ir)
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
