@@ -1,9 +1,11 @@
 """One-shot architecture search: shared weights in one generated supernet.
 
-Strategies (ONESHOT_STRATEGIES): `rsws`, random search with weight sharing (Li &
-Talwalkar 2019). `make_oneshot(space, data, settings)` builds one; a caller runs
-`run_epoch()` per epoch, checkpoints `state_dict()` between epochs, and ends with
-`derive()`, an architecture string of the space.
+Strategies (ONESHOT_STRATEGIES): `darts` and `darts1`, DARTS second and first order
+(Liu et al. 2019; its architecture step alone is `Architect`), and `rsws`, random
+search with weight sharing (Li & Talwalkar 2019). `make_oneshot(space, data,
+settings)` builds one; a caller runs `run_epoch()` per epoch, checkpoints
+`state_dict()` between epochs, and ends with `derive()`, an architecture string of
+the space.
 """
 
 from __future__ import annotations
@@ -12,20 +14,25 @@ from nasforge.controller.space import Space
 
 from ..choices import ONESHOT_STRATEGIES
 from ..data import ImageData
+from .architect import Architect, softmax_rows
 from .base import OneShotSearch
+from .darts import Darts
 from .rsws import RandomWeightSharing
 from .settings import OneShotSettings, Option
 
 __all__ = [
     "ONESHOT_STRATEGIES",
+    "Architect",
+    "Darts",
     "OneShotSearch",
     "OneShotSettings",
     "Option",
     "make_oneshot",
+    "softmax_rows",
     "strategy_class",
 ]
 
-_CLASSES: tuple[type[OneShotSearch], ...] = (RandomWeightSharing,)
+_CLASSES: tuple[type[OneShotSearch], ...] = (Darts, RandomWeightSharing)
 
 
 def strategy_class(strategy: str) -> type[OneShotSearch]:

@@ -118,7 +118,9 @@ class OneShotSearch:
         )  # the same code, unformatted
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
-            self.supernet: nn.Module = load_source(self.source).build_model()
+            self.module = load_source(self.source)
+            self.supernet: nn.Module = self.module.build_model()
+        self.edges: tuple[str, ...] = tuple(self.module.EDGES)  # the weights' rows
         self.supernet.to(self.device)
         self.weight_data, self.arch_data = split_training(
             data.train, self.options["arch_fraction"], settings.seed
@@ -160,6 +162,7 @@ class OneShotSearch:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         record: dict[str, Any] = {"epoch": self.epoch + 1, "lr": lr}
+        self.supernet.train()
         record.update(self.train_epoch())
         self.epoch += 1
         record.update(self.epoch_record())
