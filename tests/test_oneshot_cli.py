@@ -5,6 +5,11 @@ one held-out batch per record, one thread): what is checked is that each strateg
 in a valid string of the space, compiled, trained and exported; that its bad
 combinations are refused with exact texts; and that a search interrupted by Ctrl-C or
 a real SIGKILL continues with --resume to the architecture an uninterrupted run derives.
+
+The ONNX export is checked once (rsws): it exports the compiled best_model.py, the same
+code whichever strategy derived it, and the dynamo exporter takes most of such a run's
+time (the done-when runs of all four strategies, with their export, are measured in
+benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -117,10 +122,12 @@ def test_each_strategy_ends_in_a_compiled_trained_exported_architecture(
 ) -> None:
     out = tmp_path / strategy
     # The inherited weights, evaluated: the cheapest end, and the supernet's own weights.
-    result = oneshot(strategy, out, "--inherit", "--retrain-epochs", "0")
+    onnx = strategy == "rsws"
+    result = oneshot(strategy, out, "--inherit", "--retrain-epochs", "0", *[] if onnx else ["--no-onnx"])
     assert result.exit_code == 0, result.output
     check_outputs(out)
-    check_onnx(out)
+    if onnx:
+        check_onnx(out)
     assert "no training" in json.loads((out / "summary.json").read_text())["outputs"][
         "best_weights.pt"
     ]
