@@ -308,3 +308,23 @@ def test_report_redraws_a_one_shot_folder(tmp_path: Path) -> None:
     assert result.stdout == (out / "report.md").read_text()
     assert "- derived: `cells nb201 input 1x8x8" in result.stdout
     assert (out / "candidates.png").stat().st_size > 0
+
+
+def test_a_supernet_that_fails_to_train_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nasforge.runtime.errors import TrainingFailed
+    from nasforge.runtime.oneshot.rsws import RandomWeightSharing
+
+    def diverges(self: object) -> dict[str, object]:
+        raise TrainingFailed("nan_loss", "the supernet's training loss became nan")
+
+    monkeypatch.setattr(RandomWeightSharing, "train_epoch", diverges)
+    out = tmp_path / "out"
+    result = oneshot("rsws", out, "--no-onnx")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "nasforge: error: the supernet failed to train: training failed (nan_loss): the "
+        f"supernet's training loss became nan; 0 epochs are stored in {out / 'search.db'}, "
+        f"readable with `nasforge report {out}`"
+    )

@@ -59,12 +59,7 @@ def run_oneshot(config: Any, out_dir: Path, *, resume: bool, onnx: bool) -> None
             )
             raise SystemExit(EXIT_INTERRUPTED) from None
         except TrainingFailed as err:
-            raise Failure(
-                f"the derived architecture failed in its final training: {err}; the search's "
-                f"{run.stored_epochs()} epochs are stored in {run.store.path}: run the same "
-                "command with --resume (and other --retrain-epochs, or --inherit) to train "
-                "it again"
-            ) from None
+            raise Failure(_failed(run, err, searched=run.stored_epochs() == epochs)) from None
     finally:
         run.close()
     from ..search.oneshot_report import render_oneshot
@@ -107,6 +102,21 @@ def _finish(run: Any, arch: str, onnx: bool) -> tuple[Any, dict[str, str]]:
             err=True,
         )
     return report, outputs
+
+
+def _failed(run: Any, err: Exception, *, searched: bool) -> str:
+    """What failed (the supernet's training or the derived model's) and what is kept."""
+    stored = f"{run.stored_epochs()} epochs are stored in {run.store.path}"
+    if searched:
+        return (
+            f"the derived architecture failed in its final training: {err}; the search's "
+            f"{stored}: run the same command with --resume (and other --retrain-epochs, or "
+            "--inherit) to train it again"
+        )
+    return (
+        f"the supernet failed to train: {err}; {stored}, readable with `nasforge report "
+        f"{run.out_dir}`"
+    )
 
 
 def _ready(run: Any) -> str:
