@@ -101,10 +101,9 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
     default="reinforce",
     show_default=True,
     type=click.Choice([*STRATEGIES, *ONESHOT_STRATEGIES]),
-    help="How architectures are proposed. One-shot strategies train one supernet whose "
-    "shared weights stand in for every child (docs/oneshot.md): "
-    + "; ".join(f"{name}: {ONESHOT_DESCRIPTIONS[name]}" for name in ONESHOT_STRATEGIES)
-    + ".",
+    help="How architectures are proposed. The one-shot strategies train one supernet whose "
+    "shared weights stand in for every child (docs/oneshot.md):\n\n"
+    + "\n\n".join(f"{name}: {ONESHOT_DESCRIPTIONS[name]}." for name in ONESHOT_STRATEGIES),
 )
 @click.option(
     "--option",
