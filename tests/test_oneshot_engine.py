@@ -20,9 +20,12 @@ from nasforge.runtime.choices import ONESHOT_STRATEGIES
 from nasforge.runtime.data import load_digits_data
 from nasforge.runtime.oneshot import OneShotSettings, make_oneshot, strategy_class
 
-IMPLEMENTED = ("rsws",)
+IMPLEMENTED = ("rsws", "darts1", "darts", "enas")
 TINY = {"max_steps": 2, "max_eval_batches": 1}
-TINY_STRATEGY = {"rsws": {"derive_samples": 3}}
+TINY_STRATEGY = {
+    "rsws": {"derive_samples": 3},
+    "enas": {"derive_samples": 3, "controller_steps": 2, "controller_aggregate": 2},
+}
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,12 @@
 """One-shot architecture search: shared weights in one generated supernet.
 
-Strategies (ONESHOT_STRATEGIES): `darts` and `darts1`, DARTS second and first order
-(Liu et al. 2019; its architecture step alone is `Architect`), and `rsws`, random
-search with weight sharing (Li & Talwalkar 2019). `make_oneshot(space, data,
-settings)` builds one; a caller runs `run_epoch()` per epoch, checkpoints
-`state_dict()` between epochs, and ends with `derive()`, an architecture string of
-the space.
+Strategies (ONESHOT_STRATEGIES): `enas`, ENAS (Pham et al. 2018: an LSTM controller
+trained by REINFORCE samples children of the shared weights); `darts` and `darts1`,
+DARTS second and first order (Liu et al. 2019; its architecture step alone is
+`Architect`); `rsws`, random search with weight sharing (Li & Talwalkar 2019).
+`make_oneshot(space, data, settings)` builds one; a caller runs `run_epoch()` per
+epoch, checkpoints `state_dict()` between epochs, and ends with `derive()`, an
+architecture string of the space.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..data import ImageData
 from .architect import Architect, softmax_rows
 from .base import OneShotSearch
 from .darts import Darts
+from .enas import Enas
 from .rsws import RandomWeightSharing
 from .settings import OneShotSettings, Option
 
@@ -24,6 +26,7 @@ __all__ = [
     "ONESHOT_STRATEGIES",
     "Architect",
     "Darts",
+    "Enas",
     "OneShotSearch",
     "OneShotSettings",
     "Option",
@@ -32,7 +35,7 @@ __all__ = [
     "strategy_class",
 ]
 
-_CLASSES: tuple[type[OneShotSearch], ...] = (Darts, RandomWeightSharing)
+_CLASSES: tuple[type[OneShotSearch], ...] = (Enas, Darts, RandomWeightSharing)
 
 
 def strategy_class(strategy: str) -> type[OneShotSearch]:

@@ -30,7 +30,7 @@ from nasforge.codegen import load_source
 from nasforge.codegen.supernet import generate_supernet, one_hot
 from nasforge.controller.oneshot import supernet_spec
 from nasforge.controller.space import Space
-from nasforge.grammar import to_text
+from nasforge.grammar import parse, to_text
 from nasforge.grammar.ir import Arch, CellsArch
 from torch import nn
 from torch.nn import functional
@@ -108,7 +108,7 @@ class OneShotSearch:
         self.data = data
         self.settings = settings
         self.options = resolve_options(
-            self.declared_options(), settings.options, settings.strategy
+            self.declared_options(space), settings.options, settings.strategy
         )
         self.device = resolve_device(settings.device)
         self.depth = space.check_depth(None)  # a cnn space's full depth; None for cells
@@ -120,7 +120,8 @@ class OneShotSearch:
             torch.manual_seed(settings.seed)
             self.module = load_source(self.source)
             self.supernet: nn.Module = self.module.build_model()
-        self.edges: tuple[str, ...] = tuple(self.module.EDGES)  # the weights' rows
+        # A cell supernet's rows (section.edge); a macro supernet's rows are its layers.
+        self.edges: tuple[str, ...] = tuple(getattr(self.module, "EDGES", ()))
         self.supernet.to(self.device)
         self.weight_data, self.arch_data = split_training(
             data.train, self.options["arch_fraction"], settings.seed
@@ -142,7 +143,8 @@ class OneShotSearch:
         return (cls.strategy,)
 
     @classmethod
-    def declared_options(cls) -> dict[str, Option]:
+    def declared_options(cls, space: Space | None = None) -> dict[str, Option]:
+        """The options and their defaults (some strategies' defaults depend on the space)."""
         return {**COMMON_OPTIONS, **cls.OPTIONS}
 
     # --- the loop -----------------------------------------------------------------------
@@ -377,6 +379,11 @@ class OneShotSearch:
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         pass
+
+
+def canonical(text: str) -> str:
+    """An architecture string in the canonical multi-line form (as derive_darts writes)."""
+    return to_text(parse(text))
 
 
 def reads_a_state_twice(arch: Arch) -> bool:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .base import OneShotSearch
+from .base import OneShotSearch, canonical
 from .settings import Option
 
 
@@ -61,12 +61,12 @@ class RandomWeightSharing(OneShotSearch):
         assert child is not None
         return {
             "valid_acc": self.accuracy(child, self.held_out_batches()),
-            "derived": derived,
+            "derived": canonical(derived),
             "derived_score": score,
         }
 
     def derive(self) -> str:
-        return self.scored_derivation()[0]
+        return canonical(self.scored_derivation()[0])
 
     def scored_derivation(self) -> tuple[str, float]:
         """(the best of derive_samples uniform children, its accuracy on the scoring
