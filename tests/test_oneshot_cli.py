@@ -37,7 +37,10 @@ TINY = (
     "--batch", "16", "--option", "max_steps=2", "--option", "max_eval_batches=1",
 )  # fmt: skip
 # Each strategy's own caps, where it has them (fewer candidates scored at the end).
-STRATEGY_TINY = {"rsws": ("--option", "derive_samples=4"), "enas": ("--option", "derive_samples=4")}
+STRATEGY_TINY = {
+    "rsws": ("--option", "derive_samples=4"),
+    "enas": ("--option", "derive_samples=4", "--option", "controller_steps=1", "--option", "controller_aggregate=2"),
+}  # fmt: skip
 
 
 def available(strategy: str) -> bool:
