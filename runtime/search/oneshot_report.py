@@ -190,7 +190,7 @@ def _save(figure: Any, path: Path) -> None:
     try:
         for axes in figure.axes:
             if axes.get_xlabel() == "epoch":  # whole epochs only
-                axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+                axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         figure.tight_layout()
         figure.savefig(path)
     finally:
@@ -250,22 +250,27 @@ def _plot_alphas(report: OneShotReport) -> Any:
         if len(edges) != len(final) or len(ops) != len(final[0]):
             edges = [f"edge {k}" for k in range(len(final))]
             ops = [f"op {k}" for k in range(len(final[0]))]
-        image = heat.imshow(final, cmap="viridis", aspect="auto", vmin=0.0)
+        # The colours span the table's own range: early in a search every weight is near
+        # uniform (1/ops), and the differences are what matters.
+        image = heat.imshow(final, cmap="viridis", aspect="auto")
         heat.set_xticks(range(len(ops)), ops, rotation=30, ha="right", fontsize=8)
         heat.set_yticks(range(len(edges)), edges, fontsize=8)
-        light = 0.6 * max(map(max, final))  # dark cells get white text
+        low, high = min(map(min, final)), max(map(max, final))
+        light = low + 0.6 * (high - low)  # dark cells get white text
         for row, values in enumerate(final):
             for column, value in enumerate(values):
                 colour = "white" if value < light else "black"
                 heat.text(
-                    column, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour
+                    column, row, f"{value:.4f}", ha="center", va="center", fontsize=7, color=colour
                 )
-        heat.set_title(f"{section} cell: weights after epoch {len(epochs)}")
+        name = "the cell" if section == "cell" else f"{section} cell"
+        heat.set_title(f"{name}: weights after epoch {len(epochs)} (uniform {1 / len(ops):.3f})")
         figure.colorbar(image, ax=heat, fraction=0.046)
         for k, op in enumerate(ops):
             means = [sum(row[k] for row in table) / len(table) for table in epochs]
             drift.plot(range(1, len(epochs) + 1), means, marker="o", label=op)
-        drift.set(xlabel="epoch", ylabel="mean weight over the edges", title=f"{section}: per op")
+        drift.set(xlabel="epoch", ylabel="mean weight over the edges", title=f"{name}: per op")
+        drift.ticklabel_format(axis="y", useOffset=False)
         drift.grid(alpha=0.3)
         drift.legend(fontsize=8)
     if not tables:
