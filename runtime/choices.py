@@ -45,3 +45,22 @@ def absolute_dataset(dataset: str | None) -> str | None:
     if dataset is None or dataset in DATASET_NAMES or not os.path.exists(dataset):
         return dataset
     return os.path.abspath(dataset)
+
+
+# What each one-shot strategy does, for `nasforge search --help`.
+ONESHOT_DESCRIPTIONS = {
+    "enas": "ENAS (Pham et al. 2018): an LSTM controller samples children of the shared "
+    "weights and learns by REINFORCE from their validation accuracy",
+    "darts": "DARTS (Liu et al. 2019), second order: softmax-weighted ops on every edge, "
+    "architecture weights by gradient on the held-out half of the training data",
+    "darts1": "DARTS, first order: as darts without the Hessian-vector term (cheaper)",
+    "rsws": "random sampling with weight sharing (Li & Talwalkar 2019): uniform children, "
+    "the best by shared-weight accuracy; the control for both",
+}
+# A one-shot search's minibatch unless --batch says otherwise: DARTS' (quark0/darts,
+# cnn/train_search.py batch_size 64; the rsws baseline of Li & Talwalkar uses DARTS'
+# settings) and ENAS' (scripts/cifar10_macro_search.sh batch_size 128).
+ONESHOT_BATCH = {"enas": 128, "darts": 64, "darts1": 64, "rsws": 64}
+# What a derived architecture is retrained for (the runtime's recipe, runtime/train.py),
+# unless --retrain-epochs says otherwise.
+DEFAULT_RETRAIN_EPOCHS = 10
