@@ -31,6 +31,7 @@ class LayerPlan:
     lrn: bool
     inputs: tuple[str, ...]  # variable names read; ("x",) for the image
     pad_inputs: bool  # the inputs differ in height or width: zero-pad before concatenating
+    projection: bool = False  # a pooling layer with nF: 1x1 conv -> BN -> ReLU to F, then the pool
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class CnnPlan:
     @property
     def uses_sep(self) -> bool:
         return any(layer.kind == "sep" for layer in self.layers)
+
+    @property
+    def uses_projection(self) -> bool:
+        return any(layer.projection for layer in self.layers)
 
     @property
     def uses_padding_helper(self) -> bool:
@@ -105,6 +110,7 @@ def plan_cnn(arch: CnnArch, namespace: Namespace | None = None) -> CnnPlan:
                 lrn=layer.lrn,
                 inputs=inputs,
                 pad_inputs=uneven,
+                projection=layer.kind not in ("conv", "sep") and layer.filters is not None,
             )
         )
     terminal = [layer.index for layer in arch.layers if layer.index not in read]
@@ -131,7 +137,11 @@ def cost_cnn(plan: CnnPlan, num_classes: int | None = None) -> Cost:
 
 
 def _layer_cost(layer: LayerPlan) -> tuple[int, int]:
-    """(parameters, multiply-adds) of one layer; pooling is free."""
+    """(parameters, multiply-adds) of one layer; pooling is free, its projection is not."""
+    if layer.projection:  # the 1x1 conv runs at the input's resolution, before the pool
+        c_out = layer.out_shape[0]
+        params, macs = conv_cost(layer.in_shape[0], c_out, (1, 1), layer.in_shape[1:])
+        return params + batchnorm_params(c_out), macs
     if layer.kind not in ("conv", "sep"):
         return 0, 0
     c_in, c_out, out_hw = layer.in_shape[0], layer.out_shape[0], layer.out_shape[1:]

@@ -31,6 +31,12 @@ from .cells import plan_cells
 from .cells.modules import helpers_for
 from .cells.plan_types import CellsPlan, EdgePlan
 from .render import ArchText, format_source, render
+from .supernet_macro import (
+    MacroSupernetSpec,
+    generate_macro_supernet,
+    macro_one_hot,
+    macro_standalone_state_dict,
+)
 
 # Skeletons a supernet can be generated for: the cells add their edges, and the
 # output rule does not depend on the ops (nb201: the last node; darts: every node).
@@ -138,8 +144,10 @@ def plan_supernet(spec: SupernetSpec) -> SupernetPlan:
     return SupernetPlan(base, spec.ops, tuple(edges), rows, helpers)
 
 
-def generate_supernet(spec: SupernetSpec, *, black: bool = True) -> str:
-    """The Python source of the supernet of `spec`."""
+def generate_supernet(spec: SupernetSpec | MacroSupernetSpec, *, black: bool = True) -> str:
+    """The Python source of the supernet of `spec` (a cell space's, or ENAS's macro space's)."""
+    if isinstance(spec, MacroSupernetSpec):
+        return generate_macro_supernet(spec, black=black)
     plan = plan_supernet(spec)
     header = ArchText(to_text(skeleton_arch(spec, spec.ops[0])).split("\n")[0])
     source = render("supernet_cells.py.jinja", plan=plan, space=spec.name, header=header)
@@ -187,12 +195,16 @@ def _chosen(spec: SupernetSpec, arch: Arch | str) -> dict[tuple[str, int, int], 
     return chosen
 
 
-def one_hot(spec: SupernetSpec, arch: Arch | str) -> list[list[float]]:
+def one_hot(spec: SupernetSpec | MacroSupernetSpec, arch: Arch | str) -> list[list[float]]:
     """The weights (edges x ops) that select `arch`: a 1 at each edge's op.
 
     An edge the architecture leaves out takes the op `none`, which must then be one
-    of the supernet's ops.
+    of the supernet's ops. A macro supernet's rows are its layers: a 1 at the layer's
+    op, then a 1 at each layer it reads (`supernet_macro.macro_one_hot`). Either way
+    `torch.tensor(one_hot(spec, arch))` is what the supernet's forward takes.
     """
+    if isinstance(spec, MacroSupernetSpec):
+        return macro_one_hot(spec, arch)
     plan = plan_supernet(spec)
     chosen = _chosen(spec, arch)
     rows = []
@@ -212,15 +224,19 @@ T = TypeVar("T")
 
 
 def standalone_state_dict(
-    spec: SupernetSpec, supernet_state: Mapping[str, T], arch: Arch | str
+    spec: SupernetSpec | MacroSupernetSpec, supernet_state: Mapping[str, T], arch: Arch | str
 ) -> dict[str, T]:
     """The state_dict of `arch`'s compiled file (nasforge.codegen.generate), from the supernet's.
 
     Names map one to one: a candidate `CELL.EDGE.K.REST` of the supernet (op K of
     that edge) is `CELL.EDGE'.REST` of the standalone model, where EDGE' is the
     architecture's edge between the same two states; the other candidates are
-    left out, and everything outside the edges keeps its name.
+    left out, and everything outside the edges keeps its name. A macro supernet's
+    convs that read a layer's input are sliced to the layers it reads
+    (`supernet_macro.macro_standalone_state_dict`).
     """
+    if isinstance(spec, MacroSupernetSpec):
+        return macro_standalone_state_dict(spec, supernet_state, arch)
     plan = plan_supernet(spec)
     chosen = _chosen(spec, arch)
     standalone = plan_cells(_arch(spec, arch))

@@ -14,23 +14,30 @@ from dataclasses import replace
 from typing import Any
 
 from nasforge.codegen.supernet import SUPERNET_SKELETONS, SupernetSpec, skeleton_arch
+from nasforge.codegen.supernet_macro import MacroSupernetSpec
 from nasforge.grammar import to_text, validate
 from nasforge.grammar.ir import Cell, Edge
 
 from .space import Space, SpaceError
 from .space_cells import CellsSpace
+from .space_cnn import CnnSpace
 
 # Architecture weights: one row per edge, one column per op; a torch tensor, a numpy
 # array or nested lists of floats.
 Rows = Sequence[Sequence[float]] | Any
 
 
-def supernet_spec(space: Space) -> SupernetSpec:
-    """The supernet of a cells space whose nodes add their edges (nb201, darts)."""
+def supernet_spec(space: Space) -> SupernetSpec | MacroSupernetSpec:
+    """The supernet of a cells space whose nodes add their edges (nb201, darts), or of a
+    cnn space of ENAS's macro kind (enas_macro)."""
+    if isinstance(space, CnnSpace):
+        return macro_supernet_spec(space)
     if not isinstance(space, CellsSpace) or space.skeleton not in SUPERNET_SKELETONS:
         raise SpaceError(
             f"the space {space.name!r} has no supernet: one-shot search takes a cells "
-            f"space of the skeletons {', '.join(SUPERNET_SKELETONS)}"
+            f"space of the skeletons {', '.join(SUPERNET_SKELETONS)}, or a cnn space "
+            "with layer ops, one filter count, chained layers and a fixed depth "
+            "(enas_macro)"
         )
     if space.combines != ("add",) or space.output not in ("last", "all"):
         raise SpaceError(
@@ -45,6 +52,43 @@ def supernet_spec(space: Space) -> SupernetSpec:
         options=tuple((s.name, s.value) for s in space.options),
         nodes=space.nodes,
         ops=space.ops,
+    )
+
+
+def macro_supernet_spec(space: CnnSpace) -> MacroSupernetSpec:
+    """The supernet of a cnn space of ENAS's macro kind: a layer-op slot (`ops`), one
+    filter count, each layer reading the one before it (`chain`), a fixed depth and
+    fixed strides; its layers' inputs then have one resolution each."""
+    why = [
+        reason
+        for reason, missing in (
+            ("layer ops (ops)", not space.layer_ops),
+            ("one filter count", len(space.choices["filters"]) != 1),
+            ("chained layers (chain = true)", not space.chain),
+            ("a fixed depth", space.default_depth != space.max_depth),
+            (
+                "fixed strides",
+                len(space.choices["stride_h"]) * len(space.choices["stride_w"]) != 1,
+            ),
+        )
+        if missing
+    ]
+    if why:
+        raise SpaceError(
+            f"the space {space.name!r} has no supernet: a cnn space's supernet needs "
+            + ", ".join(why)
+        )
+    assert space.max_depth is not None
+    indices = range(1, space.max_depth + 1)
+    fixed = (int(space.choices["stride_h"][0]), int(space.choices["stride_w"][0]))
+    return MacroSupernetSpec(
+        name=space.name,
+        input_shape=space.input_shape,
+        classes=space.classes,
+        filters=int(space.choices["filters"][0][1:]),
+        ops=tuple(space.layer_ops),
+        sources=tuple(space.sources(i) for i in indices),
+        strides=tuple(space.stride(i) or fixed for i in indices),
     )
 
 

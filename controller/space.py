@@ -362,6 +362,12 @@ class Table:
             raise self.error(key, f"must be a whole number from {low} to {high}, not {value!r}")
         return value
 
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.value(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, not {value!r}")
+        return value
+
     def optional_integer(self, key: str, *, low: int = 1, high: int = 10**9) -> int | None:
         if key not in self.data:
             self.read.add(key)

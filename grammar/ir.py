@@ -39,7 +39,7 @@ class Layer:
     kind: str  # a key of ops.LAYER_KINDS
     kernel: tuple[int, int]  # height, width
     stride: tuple[int, int] = (1, 1)
-    filters: int | None = None  # conv only
+    filters: int | None = None  # conv, sep; a pooling layer: optional (it projects first)
     batchnorm: bool = True  # conv only
     lrn: bool = False
     inputs: tuple[Ref, ...] = ()  # ascending; empty means the image

@@ -16,6 +16,11 @@ class LayerKind:
     name: str
     has_filters: bool  # conv and sep layers choose their filter count; pooling keeps channels
     doc: str
+    # Pooling may take a filter count all the same: `maxpool 3x3 n36` first projects its
+    # input to 36 channels (1x1 conv -> batch norm -> ReLU), as ENAS's pool branch does
+    # (src/cifar10/general_child.py, `_pool_branch`), so every op of ENAS's macro space
+    # outputs the same width.
+    projects: bool = False
 
 
 LAYER_KINDS: dict[str, LayerKind] = {
@@ -32,10 +37,28 @@ LAYER_KINDS: dict[str, LayerKind] = {
             "depthwise separable convolution: depthwise conv -> pointwise 1x1 conv -> "
             "batch norm -> ReLU",
         ),
-        LayerKind("maxpool", False, "max pooling"),
-        LayerKind("avgpool", False, "average pooling"),
+        LayerKind("maxpool", False, "max pooling", projects=True),
+        LayerKind("avgpool", False, "average pooling", projects=True),
     )
 }
+
+
+
+def split_layer_op(label: str) -> tuple[str, tuple[int, int]]:
+    """A layer op `KIND HxW` (a cnn space's op choice, e.g. "sep 5x5") as (kind, kernel).
+
+    ValueError if `label` is not a layer kind, one space and a kernel size.
+    """
+    kind, _, size = label.partition(" ")
+    height, _, width = size.partition("x")
+    canonical = height.isdigit() and width.isdigit() and f"{kind} {int(height)}x{int(width)}"
+    if kind not in LAYER_KINDS or canonical != label:
+        raise ValueError(
+            f"a layer op is a layer kind and its kernel, such as 'conv 3x3', not {label!r}; "
+            f"layer kinds: {', '.join(LAYER_KINDS)}"
+        )
+    return kind, (int(height), int(width))
+
 
 # Per-layer switches that may follow a layer's sizes (layers with filters only).
 LAYER_FLAGS: dict[str, str] = {

@@ -140,11 +140,15 @@ def _validate_cnn(arch: CnnArch) -> None:
                 )
             check_range(layer.filters, 1, limits.MAX_FILTERS, f"{name}'s filter count", layer.pos)
         else:
-            if layer.filters is not None:
+            if layer.filters is not None and not ops.LAYER_KINDS[layer.kind].projects:
                 raise ArchValidationError(
                     f"{name} is {_a(layer.kind)} layer: it keeps its input's channels and "
                     "takes no filter count",
                     layer.pos,
+                )
+            if layer.filters is not None:
+                check_range(
+                    layer.filters, 1, limits.MAX_FILTERS, f"{name}'s filter count", layer.pos
                 )
             if not layer.batchnorm or layer.lrn:
                 convs = " and ".join(k for k, v in ops.LAYER_KINDS.items() if v.has_filters)

@@ -74,7 +74,13 @@ def layers(
         kind=kind,
         kernel=(draw(side), draw(side)),
         stride=draw(st.one_of(st.just((1, 1)), st.tuples(step, step))),
-        filters=draw(st.integers(1, max_filters)) if has_filters else None,
+        filters=(
+            draw(st.integers(1, max_filters))
+            if has_filters
+            else draw(st.one_of(st.none(), st.integers(1, max_filters)))  # pooling's projection
+            if ops.LAYER_KINDS[kind].projects
+            else None
+        ),
         batchnorm=draw(st.booleans()) if has_filters else True,
         lrn=draw(st.booleans()) if has_filters else False,
         inputs=tuple(Ref(i) for i in sorted(anchors)),

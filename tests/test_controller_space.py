@@ -30,6 +30,7 @@ SPACES = [
     "cifar10_v3",
     "darts",
     "digits",
+    "enas_macro",
     "nasnet",
     "nb201",
     "ptb_rnn",
@@ -361,7 +362,7 @@ def test_unknown_space_lists_the_valid_ones() -> None:
         load_space("cifar11")
     assert str(info.value) == (
         "unknown space 'cifar11'; valid spaces: cifar10_v1, cifar10_v2, cifar10_v3, darts, "
-        "digits, nasnet, nb201, ptb_rnn (or the path of a .toml file)"
+        "digits, enas_macro, nasnet, nb201, ptb_rnn (or the path of a .toml file)"
     )
 
 

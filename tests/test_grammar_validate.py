@@ -115,9 +115,9 @@ INVALID: dict[str, tuple[Callable[[], object], str]] = {
         lambda: cnn(conv(1, filters=None)),
         "L1 is a conv layer and needs a filter count, such as n36",
     ),
-    "pooling with filters": (
-        lambda: cnn(conv(1), conv(2, 1, kind="maxpool")),
-        "L2 is a maxpool layer: it keeps its input's channels and takes no filter count",
+    "pooling with zero filters": (
+        lambda: cnn(conv(1), conv(2, 1, kind="maxpool", filters=0)),
+        f"L2's filter count is 0; it must be between 1 and {limits.MAX_FILTERS}",
     ),
     "pooling without batch norm": (
         lambda: cnn(conv(1), conv(2, 1, kind="avgpool", filters=None, batchnorm=False)),
@@ -413,6 +413,9 @@ def test_every_layer_kind_and_flag_parses() -> None:
         sizes = "3x3 n8" if info.has_filters else "2x2 s2x2"
         arch = parse(f"cnn input 3x32x32 classes 10; L1: conv 3x3 n8; L2: {kind} {sizes} <- L1")
         assert arch.layers[1].kind == kind
+        if info.projects:  # a pooling layer's optional filter count
+            text = f"cnn input 3x32x32 classes 10; L1: conv 3x3 n8; L2: {kind} 3x3 n6 <- L1"
+            assert parse(text).layers[1].filters == 6
     for flag in ops.LAYER_FLAGS:
         layer = parse(f"cnn input 3x32x32 classes 10; L1: conv 3x3 n8 {flag}").layers[0]
         assert (not layer.batchnorm, layer.lrn) == (flag == "nobn", flag == "lrn")

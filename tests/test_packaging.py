@@ -66,8 +66,8 @@ def test_space_help_lists_the_shipped_spaces() -> None:
     assert result.exit_code == 0
     flat = " ".join(result.output.split())
     assert (
-        "A built-in search space (cifar10_v1, cifar10_v2, cifar10_v3, darts, digits, nasnet, "
-        "nb201, ptb_rnn) or the path of a space file" in flat
+        "A built-in search space (cifar10_v1, cifar10_v2, cifar10_v3, darts, digits, "
+        "enas_macro, nasnet, nb201, ptb_rnn) or the path of a space file" in flat
     )
 
 

@@ -25,7 +25,7 @@ def golden_pairs() -> list[tuple[Path, Path]]:
     ]
 
 
-SUPERNET_SPACES = ("nb201", "darts")
+SUPERNET_SPACES = ("nb201", "darts", "enas_macro")
 
 
 def supernet_golden(space: str) -> tuple[str, Path]:
