@@ -134,30 +134,41 @@ class Search:
 def compare(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, object]:
     """Time the functions taking turns, each round starting with the next one.
 
-    Ratios are of medians (`ratio`) and the median of the per-round ratios
-    (`ratio_paired`), each implementation over the hand-written network; the control
-    is a second hand-written instance, so its ratio shows this run's noise.
+    Each call's wall time and the CPU time of this thread (one torch thread: the ops
+    and the CPU autograd engine run in it), which other jobs on a shared machine
+    disturb far less than the wall time. Ratios are of medians (`ratio`, `cpu_ratio`)
+    and the median of the per-round ratios (`ratio_paired`), each function over
+    "hand"; "control" is a second instance of "hand", so its ratio shows this run's
+    noise.
     """
     names = list(fns)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(repeats):
         for i in range(len(names)):
             name = names[(round_ + i) % len(names)]
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             fns[name]()
-            times[name].append(time.perf_counter() - start)
-    hand = times["hand"]
+            cpu[name].append(time.thread_time() - start_cpu)
+            wall[name].append(time.perf_counter() - start)
     result: dict[str, object] = {
-        "median_s": {name: statistics.median(ts) for name, ts in times.items()},
-        "seconds": times,
+        "median_s": {name: statistics.median(ts) for name, ts in wall.items()},
+        "median_cpu_s": {name: statistics.median(ts) for name, ts in cpu.items()},
+        "seconds": wall,
+        "cpu_seconds": cpu,
     }
     for name in names:
         if name != "hand":
-            result[f"{name}_ratio"] = statistics.median(times[name]) / statistics.median(hand)
+            result[f"{name}_ratio"] = _ratio(wall[name], wall["hand"])
+            result[f"{name}_cpu_ratio"] = _ratio(cpu[name], cpu["hand"])
             result[f"{name}_ratio_paired"] = statistics.median(
-                t / h for t, h in zip(times[name], hand, strict=True)
+                t / h for t, h in zip(wall[name], wall["hand"], strict=True)
             )
     return result
+
+
+def _ratio(times: list[float], reference: list[float]) -> float:
+    return statistics.median(times) / statistics.median(reference)
 
 
 def bench_darts_steps(repeats: int, batch: int) -> dict[str, object]:
@@ -304,6 +315,7 @@ def bench_enas_child(space_name: str, children: int, repeats: int, batch: int) -
         "batch": batch,
         "children": rows,
         "supernet_ratio_median": statistics.median(r["supernet_ratio"] for r in rows),
+        "supernet_cpu_ratio_median": statistics.median(r["supernet_cpu_ratio"] for r in rows),
     }
 
 

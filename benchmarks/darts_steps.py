@@ -3,8 +3,9 @@
 A configuration runs in a process of its own (`bench_oneshot.py` starts one per
 implementation and kind), so that its peak resident memory is its own: build the
 network, draw a training and a validation batch, take one untimed warm-up step,
-then `repeats` timed steps, and print one JSON line with every step's seconds,
-the resident memory before the first step and the process's peak.
+then `repeats` timed steps, and print one JSON line with every step's seconds
+(wall time, and CPU time of the one thread that runs the ops), the resident
+memory before the first step and the process's peak.
 
 Kinds: `weight` (the weight step alone), `darts1` and `darts2` (the architecture
 step, first or second order, then the weight step, as one search step of DARTS'
@@ -96,10 +97,12 @@ def run_configuration(
     for step in steps.values():
         step()  # warm-up: the allocator's first pass, the optimisers' state
     times: dict[str, list[float]] = {name: [] for name in steps}
+    cpu: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             step()
+            cpu[name].append(time.thread_time() - start_cpu)
             times[name].append(time.perf_counter() - start)
     print(
         json.dumps(
@@ -109,6 +112,8 @@ def run_configuration(
                 "torch": torch.__version__,
                 "seconds": times,
                 "median_s": {name: statistics.median(ts) for name, ts in times.items()},
+                "cpu_seconds": cpu,
+                "median_cpu_s": {name: statistics.median(ts) for name, ts in cpu.items()},
                 "rss_before_steps_mb": rss_before,
                 "peak_rss_mb": peak_rss_mb(),
             }
