@@ -80,7 +80,16 @@ def cross_entropy(model: nn.Module, *weights: torch.Tensor) -> Callable:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+    """This process's peak resident memory: VmHWM, the high-water mark of its own pages.
+
+    Not getrusage's ru_maxrss: Linux carries that over exec from the forked child's
+    copy of its parent, so a worker started by a 4 GB benchmark would report 4 GB.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def current_rss_mb() -> float:
