@@ -2,7 +2,8 @@
 
 Works on a finished search, a running one (the store is read while it is written),
 a killed one and one on read-only media: the store is opened read-only and never
-written. Rewrites DIR/report.md and DIR/rewards.png where it can. Exit 2 when DIR holds
+written. Rewrites DIR/report.md and DIR/rewards.png where it can (a one-shot search's report: its
+epochs and plots, runtime/search/oneshot_report.py). Exit 2 when DIR holds
 no search or a damaged store (the message says how to salvage what is readable).
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ..choices import ONESHOT_STRATEGIES
 from . import Failure
 
 
@@ -39,6 +41,9 @@ def report_command(out_dir: Path, top: int) -> None:
         )
     try:
         with TrialStore.open_readonly(path) as store:
+            if store.config.get("strategy") in ONESHOT_STRATEGIES:
+                _oneshot_report(out_dir, store)
+                return
             report = build_report(store, top=top, outputs=read_outputs(out_dir))
     except StoreError as err:
         raise Failure(str(err)) from None
@@ -54,3 +59,22 @@ def report_command(out_dir: Path, top: int) -> None:
         return
     click.echo(render(report), nl=False)
     click.echo(f"wrote {text_path} and {plot_path}", err=True)
+
+
+def _oneshot_report(out_dir: Path, store: object) -> None:
+    """Print a one-shot search's report and redraw its files where it can."""
+    from ..search.oneshot_outputs import read_summary
+    from ..search.oneshot_report import build_oneshot_report, render_oneshot, write_oneshot_report
+
+    report = build_oneshot_report(store, read_summary(out_dir))
+    click.echo(render_oneshot(report), nl=False)
+    try:
+        written = write_oneshot_report(out_dir, report)
+    except OSError as err:
+        click.echo(
+            f"nasforge: {out_dir} is read-only or full ({err.strerror or err}): report.md and "
+            "the plots not rewritten",
+            err=True,
+        )
+        return
+    click.echo(f"wrote {', '.join(str(path) for path in written)}", err=True)

@@ -24,7 +24,16 @@ import click
 from nasforge.controller.space import space_names
 from nasforge.controller.strategy import STRATEGIES
 
-from ..choices import DATASET_NAMES, DEFAULT_VAL_FRACTION, DEVICE_CHOICES, absolute_dataset
+from ..choices import (
+    DATASET_NAMES,
+    DEFAULT_RETRAIN_EPOCHS,
+    DEFAULT_VAL_FRACTION,
+    DEVICE_CHOICES,
+    ONESHOT_BATCH,
+    ONESHOT_DESCRIPTIONS,
+    ONESHOT_STRATEGIES,
+    absolute_dataset,
+)
 from ..search.config import BACKENDS, EVALUATORS, EXECUTORS, SearchConfig
 from . import Failure
 from .dashboard import beside, dashboard_options, pop_dashboard_options
@@ -49,7 +58,11 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
     "(`nasforge datasets`; without its own validation split, a fixed seeded "
     f"{DEFAULT_VAL_FRACTION:g} of it is held out).",
 )
-@click.option("--trials", required=True, type=click.IntRange(min=1), help="Proposals in all.")
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    help="Proposals in all (every strategy but the one-shot ones, which need none).",
+)
 @click.option(
     "--workers",
     default=1,
@@ -60,7 +73,8 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 @click.option(
     "--batch",
     type=click.IntRange(min=1),
-    help="Architectures per controller update (default: --workers).",
+    help="Architectures per controller update (default: --workers); a one-shot strategy: "
+    f"its minibatch (default: {', '.join(f'{k} {v}' for k, v in ONESHOT_BATCH.items())}).",
 )
 @click.option(
     "--out",
@@ -86,8 +100,10 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
     "--strategy",
     default="reinforce",
     show_default=True,
-    type=click.Choice(list(STRATEGIES)),
-    help="How architectures are proposed.",
+    type=click.Choice([*STRATEGIES, *ONESHOT_STRATEGIES]),
+    help="How architectures are proposed. The one-shot strategies train one supernet whose "
+    "shared weights stand in for every child (docs/oneshot.md):\n\n"
+    + "\n\n".join(f"{name}: {ONESHOT_DESCRIPTIONS[name]}." for name in ONESHOT_STRATEGIES),
 )
 @click.option(
     "--option",
@@ -101,7 +117,20 @@ EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Training epochs per child (train evaluator).",
+    help="Training epochs per child (train evaluator); a one-shot strategy: the supernet's "
+    "search epochs.",
+)
+@click.option(
+    "--retrain-epochs",
+    type=click.IntRange(min=0),
+    help="One-shot: epochs the derived architecture trains at the end, with the runtime's "
+    f"recipe (default {DEFAULT_RETRAIN_EPOCHS}; 0 with --inherit: evaluate only).",
+)
+@click.option(
+    "--inherit",
+    is_flag=True,
+    help="One-shot: the derived architecture starts from the supernet's weights, not from "
+    "scratch.",
 )
 @click.option(
     "--seed",
@@ -206,6 +235,16 @@ def search_command(
     options = parse_pairs(given.pop("options"), "--option", "lr=0.01", allow_none=True)
     data_options = pop_data_options(given)
     config = SearchConfig.create(**given, options=options, data_options=data_options)
+    if config.oneshot:
+        if dashboard.get("dashboard"):
+            raise Failure(
+                "--dashboard shows a multi-trial search's trials, and a one-shot search has "
+                "none: drop --dashboard (`nasforge report DIR` draws its epochs)"
+            )
+        from .search_oneshot import run_oneshot
+
+        run_oneshot(config, out_dir, resume=resume, onnx=not no_onnx)
+        return
     if not live_bar(not no_progress):
         click.echo(f"nasforge search: preparing {_preparing(config)}", err=True)
     search = build_search(config, out_dir, resume=resume)

@@ -14,6 +14,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from nasforge.grammar.errors import NasforgeError
+
+from ..choices import ONESHOT_BATCH
 from .config import ConfigError, SearchConfig
 from .lock import LOCK_FILE, SearchLock, check_unlocked
 from .loop import SearchError, SearchResult, StepCallback, TrialCallback
@@ -159,6 +162,120 @@ def build_search(config: SearchConfig, out_dir: Path, *, resume: bool) -> Search
         lock.release()
         raise
     return Search(config, space, strategy, evaluator, executor, store, connected, lock)
+
+
+def build_oneshot(config: SearchConfig, out_dir: Path, *, resume: bool) -> Any:
+    """Build the one-shot search `config` describes (a OneShotRun, runtime/search/
+    oneshot_run.py), its store in out_dir; ConfigError for what cannot run. As for
+    build_search, everything that can fail on bad input is built before the store."""
+    from ..devices import set_threads
+    from .oneshot_run import OneShotRun
+
+    path = out_dir / STORE_FILE
+    check_folder(path, resume)
+    set_threads(config.threads)  # one process trains: the usable cores unless --threads
+    space = oneshot_space(config)
+    data = _oneshot_data(config)
+    space = _shaped(space, config, data)
+    batch = config.batch or _stored_batch(path, resume) or ONESHOT_BATCH[config.strategy]
+    config = replace(config, batch=batch)
+    search = _make_oneshot(config, space, data)
+    lock = SearchLock.acquire(out_dir)
+    try:
+        store, config = open_store(path, config, resume=resume)
+    except BaseException:
+        lock.release()
+        raise
+    return OneShotRun(config, space, data, search, store, out_dir, lock)
+
+
+def _oneshot_data(config: SearchConfig) -> Any:
+    """The image data set a one-shot search trains on (the train evaluator's split)."""
+    from ..data import ImageData
+    from .evaluators import make_evaluator
+
+    evaluator = make_evaluator(
+        "train",
+        dataset=config.dataset,
+        device=config.device,
+        data_dir=config.data_dir,
+        data_options=config.data_options,
+    )
+    data = evaluator.data()  # type: ignore[attr-defined]
+    if not isinstance(data, ImageData):
+        raise ConfigError(
+            f"--strategy {config.strategy} searches image classifiers; --dataset "
+            f"{config.dataset} is text"
+        )
+    return data
+
+
+# The spaces a one-shot strategy can search: DARTS weighs the ops of a cell's edges.
+ONESHOT_SPACES = "nb201, darts (cells) or enas_macro (enas, rsws)"
+
+
+def oneshot_space(config: SearchConfig) -> Any:
+    """The space of a one-shot search; ConfigError for a space the strategy cannot search."""
+    from nasforge.controller.space import load_space
+
+    space = load_space(config.space)
+    name, strategy = config.space, config.strategy
+    if space.family not in ("cnn", "cells"):
+        raise ConfigError(
+            f"--strategy {strategy} searches image classifiers; --space {name} is a "
+            f"{space.family} space: choose {ONESHOT_SPACES}"
+        )
+    if strategy.startswith("darts") and space.family != "cells":
+        raise ConfigError(
+            f"--strategy {strategy} weighs the candidate ops on every edge of a cell: it "
+            f"needs a cell space (nb201, darts); --space {name} is a {space.family} space: "
+            "use --strategy enas or rsws for it"
+        )
+    return space
+
+
+def _shaped(space: Any, config: SearchConfig, data: Any) -> Any:
+    """The space with the data set's input shape and classes."""
+    try:
+        return space.with_data(data.input_shape, data.classes)
+    except (ValueError, NasforgeError) as err:
+        raise ConfigError(
+            f"--space {config.space} cannot take --dataset {config.dataset}'s "
+            f"{_shape(data.input_shape)} images: {err}"
+        ) from None
+
+
+def _stored_batch(path: Path, resume: bool) -> int | None:
+    """A resumed search's stored batch (its minibatch, for a one-shot search)."""
+    if not resume or not path.is_file():
+        return None
+    from .store import TrialStore
+
+    with TrialStore.open_readonly(path) as store:
+        batch = store.config.get("batch")
+    return int(batch) if isinstance(batch, int) else None
+
+
+def _make_oneshot(config: SearchConfig, space: Any, data: Any) -> Any:
+    """The engine's search (runtime/oneshot); ConfigError for a bad --option or space."""
+    from nasforge.controller.space import SpaceError
+
+    from ..oneshot import OneShotSettings, make_oneshot
+
+    settings = OneShotSettings(
+        strategy=config.strategy,
+        epochs=int(config.epochs or 1),
+        batch=config.batch,
+        seed=config.seed,
+        device=config.device,
+        options=dict(config.options),
+    )
+    try:
+        return make_oneshot(space, data, settings)
+    except SpaceError as err:
+        raise ConfigError(f"--space {config.space}: {err}; choose {ONESHOT_SPACES}") from None
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"--strategy {config.strategy}: {err}") from None
 
 
 def check_space_fits(config: SearchConfig, space: Any, evaluator: Any) -> None:

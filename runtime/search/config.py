@@ -20,6 +20,8 @@ from typing import Any
 
 from nasforge.grammar.errors import NasforgeError
 
+from ..choices import DEFAULT_RETRAIN_EPOCHS, ONESHOT_STRATEGIES
+
 EVALUATORS: dict[str, str] = {
     "train": "the runtime's trainer on --dataset for --epochs",
     "table": "a NAS-Bench-201-format CSV (--table): reward valid12, simulated cost time12",
@@ -74,6 +76,20 @@ STORED = (
     "backend",
     *RAY_FIELDS[1:],
 )
+# A one-shot search also records how its derived architecture is trained at the end.
+ONESHOT_STORED = ("retrain_epochs", "inherit")
+# The multi-trial settings a one-shot search refuses, with the default each has when not
+# given on the command line.
+MULTI_TRIAL_ONLY: dict[str, Any] = {
+    "trials": None,
+    "workers": 1,
+    "evaluator": "train",
+    "table": None,
+    "executor": "auto",
+    "timeout": None,
+    "backend": "local",
+    **{key: None for key in RAY_FIELDS},
+}
 
 
 class ConfigError(NasforgeError):
@@ -85,7 +101,7 @@ class SearchConfig:
     """One search: what it searches, how it proposes, evaluates and runs its trials."""
 
     space: str
-    trials: int
+    trials: int | None = None  # multi-trial strategies only (a one-shot search has none)
     strategy: str = "reinforce"
     options: dict[str, Any] = field(default_factory=dict)  # the strategy's --option pairs
     evaluator: str = "train"
@@ -112,6 +128,11 @@ class SearchConfig:
     cpus_per_child: float | None = None
     gpus_per_child: float | None = None
     child_retries: int | None = None
+    # One-shot strategies only: epochs the derived architecture trains at the end (None
+    # until create() fills in the default), and whether it starts from the supernet's
+    # weights rather than from scratch.
+    retrain_epochs: int | None = None
+    inherit: bool = False
 
     @classmethod
     def create(cls, **given: Any) -> SearchConfig:
@@ -120,6 +141,9 @@ class SearchConfig:
         Fields that only one evaluator uses are dropped for the other, and the Ray
         backend's settings get their defaults."""
         config = cls(**given)
+        if config.oneshot:
+            return config._checked_oneshot()
+        config._check_multi_trial()
         config._check_evaluator()
         config = dataclasses.replace(
             config,
@@ -137,6 +161,11 @@ class SearchConfig:
         return config
 
     @property
+    def oneshot(self) -> bool:
+        """A one-shot strategy: one supernet trains in this process; no trials."""
+        return self.strategy in ONESHOT_STRATEGIES
+
+    @property
     def asynchronous(self) -> bool:
         """REINFORCE on Ray trains asynchronously (parameter servers, replicas); every other
         strategy keeps the local loop and only its children become Ray tasks."""
@@ -149,7 +178,8 @@ class SearchConfig:
 
     def stored(self) -> dict[str, Any]:
         """What the store records (JSON)."""
-        return {key: getattr(self, key) for key in STORED}
+        keys = (*STORED, *ONESHOT_STORED) if self.oneshot else STORED
+        return {key: getattr(self, key) for key in keys}
 
     def resume_differences(self, stored: Mapping[str, Any]) -> list[str]:
         """How this config differs from a stored one over IDENTITY, as option texts."""
@@ -164,6 +194,48 @@ class SearchConfig:
             for key in IDENTITY
             if recorded(key) != mine[key]
         ]
+
+    def _check_multi_trial(self) -> None:
+        if self.trials is None:
+            raise ConfigError(
+                f"--strategy {self.strategy} needs --trials N (the proposals it evaluates)"
+            )
+        retrain = {
+            "--retrain-epochs": self.retrain_epochs is not None,
+            "--inherit": self.inherit,
+        }
+        given = [text for text, value in retrain.items() if value]
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)}: only a one-shot strategy ({', '.join(ONESHOT_STRATEGIES)}) "
+                f"retrains what it derives; --strategy {self.strategy} keeps the best trial's "
+                "weights: drop them"
+            )
+
+    def _checked_oneshot(self) -> SearchConfig:
+        """The config of a one-shot search; ConfigError naming what it cannot use."""
+        name = self.strategy
+        extra = [
+            _option_text(key)
+            for key, default in MULTI_TRIAL_ONLY.items()
+            if getattr(self, key) != default
+        ]
+        if extra:
+            raise ConfigError(
+                f"--strategy {name} is a one-shot search: one supernet trains in this process "
+                f"for --epochs on --dataset, with no trials to evaluate or distribute; drop "
+                f"{', '.join(extra)}"
+            )
+        if self.dataset is None:
+            raise ConfigError(f"--strategy {name} needs --dataset (e.g. --dataset digits)")
+        if self.retrain_epochs == 0 and not self.inherit:
+            raise ConfigError(
+                "--retrain-epochs 0 leaves the derived architecture untrained: add --inherit "
+                "(start from the supernet's weights and only evaluate them), or retrain it "
+                "for at least 1 epoch"
+            )
+        retrain = DEFAULT_RETRAIN_EPOCHS if self.retrain_epochs is None else self.retrain_epochs
+        return dataclasses.replace(self, retrain_epochs=retrain)
 
     def _check_evaluator(self) -> None:
         if self.evaluator not in EVALUATORS:

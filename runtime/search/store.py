@@ -13,6 +13,12 @@ Tables:
   makes and the id of its first trial; ``stats`` and ``told_at`` are filled in
   when the step's ``tell`` is done (with the next step's row, in one transaction).
 
+- ``epochs`` (a one-shot search, runtime/search/oneshot_run.py): one row per completed
+  epoch: its record (JSON: losses, accuracies, architecture weights or controller
+  statistics) and, on the latest row only, the checkpoint of the whole search after it
+  (supernet, optimisers, architecture or controller state, generators), written in
+  one transaction with the record. Added to older stores when they are opened.
+
 - ``rounds`` and ``shards`` (the Ray backend, runtime/search/ray_search.py): one row per
   round a controller replica sampled (its proposals, trial ids, the weights it sampled
   with until every shard has applied its gradient, the replica's generator state
@@ -105,6 +111,12 @@ CREATE TABLE IF NOT EXISTS outputs (
     name TEXT PRIMARY KEY,
     written_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS epochs (
+    epoch INTEGER PRIMARY KEY,
+    record TEXT NOT NULL,
+    state BLOB,
+    saved_at REAL NOT NULL
+);
 """
 
 # The tables and columns the code reads; a store without one of them is damaged (or not
@@ -119,7 +131,7 @@ _REQUIRED = {
     ),
     "checkpoints": ("step", "size", "first_trial", "state", "created_at", "stats", "told_at"),
 }  # fmt: skip
-_ADDED_LATER = ("rounds", "shards", "outputs")
+_ADDED_LATER = ("rounds", "shards", "outputs", "epochs")
 
 SALVAGE = (
     "to salvage its readable rows, in its folder: mkdir salvaged && sqlite3 search.db "
@@ -593,6 +605,53 @@ class TrialStore:
         )
         return [_checkpoint(row) for row in rows]
 
+    # --- one-shot epochs (runtime/search/oneshot_run.py) ---------------------------
+
+    def save_epoch(self, epoch: int, record: dict[str, Any], state: bytes) -> None:
+        """Store epoch `epoch`'s record and the search's checkpoint after it, in one
+        transaction; the earlier epochs' checkpoints are dropped (the latest holds all).
+        """
+        try:
+            with self._writing():
+                self._db.execute(
+                    "INSERT INTO epochs (epoch, record, state, saved_at) VALUES (?, ?, ?, ?)",
+                    (
+                        epoch,
+                        json.dumps(record, sort_keys=True),
+                        sqlite3.Binary(state),
+                        time.time(),
+                    ),
+                )
+                self._db.execute(
+                    "UPDATE epochs SET state = NULL WHERE epoch < ? AND state IS NOT NULL",
+                    (epoch,),
+                )
+        except sqlite3.IntegrityError as err:
+            raise StoreError(f"epoch {epoch} cannot be stored: {err}") from None
+
+    def epoch_records(self) -> list[dict[str, Any]]:
+        """The records of the stored epochs, in order (empty for a multi-trial search)."""
+        if "epochs" not in self._tables:  # an earlier nasforge's store, read-only
+            return []
+        rows = self._db.execute("SELECT epoch, record FROM epochs ORDER BY epoch")
+        records = [_json(record, f"epoch {epoch}'s record") for epoch, record in rows]
+        if not all(isinstance(record, dict) for record in records):
+            raise StoreError("the store is damaged: an epoch's record is not a JSON object")
+        return records
+
+    def latest_epoch_state(self) -> tuple[int, bytes] | None:
+        """(epoch, checkpoint) of the latest stored epoch; None before the first."""
+        if "epochs" not in self._tables:
+            return None
+        row = self._db.execute(
+            "SELECT epoch, state FROM epochs ORDER BY epoch DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        epoch, state = row
+        if not isinstance(state, bytes):
+            raise StoreError(f"the store is damaged: epoch {epoch}'s checkpoint is missing")
+        return int(epoch), bytes(state)
 
     # --- the files the search wrote beside the store (runtime/search/outputs.py) ---
 
@@ -623,6 +682,8 @@ class TrialStore:
         if latest is not None:
             load_state(latest.state, f"the controller checkpoint of step {latest.step}")
         self.rounds()
+        self.epoch_records()
+        self.latest_epoch_state()
 
     # --- distributed rounds and parameter-server shards (runtime/search/ray_search.py) ---------
 
