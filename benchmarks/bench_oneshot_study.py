@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from nasforge.codegen import load
 from nasforge.controller.space import load_space
@@ -210,6 +211,8 @@ def report(derived: list[dict[str, Any]], pool: list[dict[str, Any]], methods) -
             f"| {share:.2f} | {wall:.0f} ({cpu:.0f}) |"
         )
     params = [row["params"] for row in pool]
+    if not params:
+        return "\n".join(lines)
     lines.append(
         f"| random | {len(pool)} ({len(pool) - len(trained(pool))} failed) | "
         f"{summary([r['val_acc'] for r in trained(pool)])} | "
@@ -250,6 +253,39 @@ def time_to_match(
     return "\n".join(lines)
 
 
+def rows_from_logs(paths: list[Path]) -> tuple[list, dict[int, list]]:
+    """The derived and random rows that runs printed ("  -> {...}", "  random -> {...}")."""
+    derived: list[dict[str, Any]] = []
+    pool_by_seed: dict[int, list[dict[str, Any]]] = {}
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("  -> "):
+                derived.append(json.loads(line[5:]))
+            elif line.startswith("  random -> "):
+                row = json.loads(line[12:])
+                pool_by_seed.setdefault(row["seed"], []).append(row)
+    return derived, pool_by_seed
+
+
+def write_cli_inputs(folder: Path, data, n: int, filters: int) -> int:
+    """The study's training subset and validation set as an .npz (pixels in [0, 1]; the
+    CLI normalises by the subset's statistics) and its space file, for `nasforge search`.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for key, part in (("", data.train), ("_val", data.val)):
+        x = torch.stack([part[i][0] for i in range(len(part))])
+        y = torch.tensor([int(part[i][1]) for i in range(len(part))])
+        pixels = x * torch.tensor(data.std).view(1, -1, 1, 1) + torch.tensor(
+            data.mean
+        ).view(1, -1, 1, 1)
+        arrays["x" + key], arrays["y" + key] = pixels.clamp(0, 1).numpy(), y.numpy()
+    numpy_path = folder / "mnist5k_study.npz"
+    np.savez(numpy_path, **arrays)
+    print(numpy_path, space_file(folder, n, filters))
+    return 0
+
+
 def parse_options(values: list[str]) -> dict[str, dict[str, Any]]:
     """--option method.key=value (a number or true/false)."""
     options: dict[str, dict[str, Any]] = {}
@@ -279,12 +315,37 @@ def main(argv: list[str] | None = None) -> int:
         "--option", action="append", default=[], help="METHOD.KEY=VALUE, repeatable"
     )
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--tables-from",
+        type=Path,
+        nargs="+",
+        metavar="LOG",
+        help="print the tables from the rows in these runs' output (runs split by seed)",
+    )
+    parser.add_argument(
+        "--write-cli-inputs",
+        type=Path,
+        metavar="DIR",
+        help="write the study's data (.npz) and space (.toml) for nasforge search, then stop",
+    )
     args = parser.parse_args(argv)
     args.option = parse_options(args.option)
+    if args.tables_from:
+        derived, pool_by_seed = rows_from_logs(args.tables_from)
+        pool = [row for rows in pool_by_seed.values() for row in rows]
+        methods = list(dict.fromkeys(row["method"] for row in derived))
+        print(
+            report(derived, pool, methods)
+            + "\n\n"
+            + time_to_match(derived, pool_by_seed)
+        )
+        return 0
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")
     data = study_data(args.train_size)
+    if args.write_cli_inputs:
+        return write_cli_inputs(args.write_cli_inputs, data, args.n, args.filters)
     with tempfile.TemporaryDirectory() as folder:
         space = load_space(str(space_file(Path(folder), args.n, args.filters)))
     space = space.with_data(data.input_shape, data.classes)
