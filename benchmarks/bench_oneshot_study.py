@@ -238,7 +238,7 @@ def time_to_match(
         total = row["search_wall_s"] + row["wall_s"]
         spent, best, inside = 0.0, 0.0, 0
         reached = None
-        for index, trial in enumerate(pool_by_seed[row["seed"]], start=1):
+        for index, trial in enumerate(pool_by_seed.get(row["seed"], []), start=1):
             spent += trial["wall_s"]
             if spent <= total:
                 inside, best = index, max(best, accuracy(trial))
