@@ -142,9 +142,22 @@ def cell_ops(text: str) -> list[str]:
     return re.findall(r"(\w+)\(S\d+\)", text.split("cell:", 1)[1])
 
 
-def skip_none_share(text: str) -> float:
+def share(text: str, kinds: tuple[str, ...]) -> float:
+    """The share of the cell's edges whose op is one of `kinds`."""
     ops = cell_ops(text)
-    return sum(op in ("skip", "none") for op in ops) / max(1, len(ops))
+    return sum(op in kinds for op in ops) / max(1, len(ops))
+
+
+SKIP_NONE = ("skip", "none")
+PARAMETER_FREE = ("skip", "none", "avgpool3x3")
+
+
+def shares(rows: list[dict[str, Any]]) -> str:
+    """Mean shares of skip/none edges and of parameter-free edges (with avg pool)."""
+    return "{:.2f} / {:.2f}".format(
+        statistics.fmean(share(row["arch"], SKIP_NONE) for row in rows),
+        statistics.fmean(share(row["arch"], PARAMETER_FREE) for row in rows),
+    )
 
 
 def random_cells(space, count: int, seed: int) -> list[str]:
@@ -185,7 +198,7 @@ def report(derived: list[dict[str, Any]], pool: list[dict[str, Any]], methods) -
     lines = [
         "| method | runs | retrained val acc % mean +- std (min-max) | params | "
         "random cells within +-25 % params: n, val acc % | derived beats its matched "
-        "random mean | skip/none share of edges | search wall s (CPU s) |",
+        "random mean | edges skip/none / parameter-free | search wall s (CPU s) |",
         "|---|---:|---|---|---|---|---:|---|",
     ]
     for method in methods:
@@ -201,14 +214,13 @@ def report(derived: list[dict[str, Any]], pool: list[dict[str, Any]], methods) -
         comparable = sum(1 for row in rows if matched(row, pool))
         failed = len(rows) - len(trained(rows))
         params = ", ".join(f"{row['params']:,}" for row in rows)
-        share = statistics.fmean(skip_none_share(row["arch"]) for row in rows)
         wall = statistics.fmean(row["search_wall_s"] for row in rows)
         cpu = statistics.fmean(row["search_cpu_s"] for row in rows)
         lines.append(
             f"| {method} | {len(rows)} ({failed} failed) | "
             f"{summary([r['val_acc'] for r in trained(rows)])} | {params} "
             f"| {len(near)}, {summary([o['val_acc'] for o in near])} | {wins}/{comparable} "
-            f"| {share:.2f} | {wall:.0f} ({cpu:.0f}) |"
+            f"| {shares(rows)} | {wall:.0f} ({cpu:.0f}) |"
         )
     params = [row["params"] for row in pool]
     if not params:
@@ -217,7 +229,7 @@ def report(derived: list[dict[str, Any]], pool: list[dict[str, Any]], methods) -
         f"| random | {len(pool)} ({len(pool) - len(trained(pool))} failed) | "
         f"{summary([r['val_acc'] for r in trained(pool)])} | "
         f"{min(params):,}-{max(params):,} (median {statistics.median(params):,.0f}) | | | "
-        f"{statistics.fmean(skip_none_share(r['arch']) for r in pool):.2f} | |"
+        f"{shares(pool)} | |"
     )
     return "\n".join(lines)
 
@@ -284,6 +296,21 @@ def write_cli_inputs(folder: Path, data, n: int, filters: int) -> int:
     np.savez(numpy_path, **arrays)
     print(numpy_path, space_file(folder, n, filters))
     return 0
+
+
+def cells(derived: list[dict[str, Any]], pool: list[dict[str, Any]]) -> str:
+    """Every trained cell: its edges' ops (S1<-S0; S2<-S0, S1; S3<-S0, S1, S2)."""
+    lines = [
+        "| run | seed | cell edges | params | val acc % |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for row in [*derived, *pool]:
+        acc = "failed" if row["val_acc"] is None else f"{100 * row['val_acc']:.1f}"
+        lines.append(
+            f"| {row.get('method', 'random')} | {row['seed']} | "
+            f"{' '.join(cell_ops(row['arch']))} | {row['params']:,} | {acc} |"
+        )
+    return "\n".join(lines)
 
 
 def parse_options(values: list[str]) -> dict[str, dict[str, Any]]:
@@ -372,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report(derived, pool, methods))
     print()
     print(time_to_match(derived, pool_by_seed))
+    print("\n" + cells(derived, pool))
     print(f"\ntotal wall {wall:.0f} s, CPU {cpu:.0f} s, load {os.getloadavg()}")
     if args.json:
         args.json.write_text(
