@@ -365,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             report(derived, pool, methods)
             + "\n\n"
             + time_to_match(derived, pool_by_seed)
+            + "\n\n"
+            + cells(derived, pool)
         )
         return 0
     torch.set_num_threads(args.threads)
