@@ -69,10 +69,14 @@ def space_file(folder: Path, n: int, filters: int) -> Path:
 
 
 def study_data(train_size: int, seed: int = 0):
-    """mnist5k (split by `seed`) with the first `train_size` training images."""
+    """mnist5k (split by `seed`) with `train_size` of its training images, drawn at random
+    with `seed` (the training split is stored in class order)."""
     data = load_dataset("mnist5k", seed=seed)
-    size = min(train_size, len(data.train))
-    return dataclasses.replace(data, train=Subset(data.train, range(size)))
+    order = torch.randperm(
+        len(data.train), generator=torch.Generator().manual_seed(seed)
+    )
+    chosen = sorted(order[: min(train_size, len(data.train))].tolist())
+    return dataclasses.replace(data, train=Subset(data.train, chosen))
 
 
 class Clock:
