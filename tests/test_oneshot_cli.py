@@ -126,14 +126,17 @@ def test_each_strategy_ends_in_a_compiled_trained_exported_architecture(
     out = tmp_path / strategy
     # The inherited weights, evaluated: the cheapest end, and the supernet's own weights.
     onnx = strategy == "rsws"
-    result = oneshot(strategy, out, "--inherit", "--retrain-epochs", "0", *[] if onnx else ["--no-onnx"])
+    result = oneshot(
+        strategy, out, "--inherit", "--retrain-epochs", "0", *[] if onnx else ["--no-onnx"]
+    )
     assert result.exit_code == 0, result.output
     check_outputs(out)
     if onnx:
         check_onnx(out)
-    assert "no training" in json.loads((out / "summary.json").read_text())["outputs"][
-        "best_weights.pt"
-    ]
+    assert (
+        "no training"
+        in json.loads((out / "summary.json").read_text())["outputs"]["best_weights.pt"]
+    )
     report = (out / "report.md").read_text()
     assert report.startswith("# nasforge one-shot search report")
     assert f"- strategy: {strategy}:" in report and "| 1 |" in report
@@ -259,7 +262,9 @@ def test_ctrl_c_stores_the_ended_epoch_and_resume_ends_as_an_uninterrupted_run(
     changed = oneshot("rsws", out, "--resume", "--seed", "1", epochs=3)
     assert changed.exit_code == 2
     assert "holds a different search: --seed 1 (the stored search has 0)" in changed.stderr
-    resumed = oneshot("rsws", out, "--resume", "--inherit", "--retrain-epochs", "0", "--no-onnx", epochs=3)
+    resumed = oneshot(
+        "rsws", out, "--resume", "--inherit", "--retrain-epochs", "0", "--no-onnx", epochs=3
+    )
     assert resumed.exit_code == 0, resumed.output
     assert "2 of 3 epochs are stored" in resumed.stderr
     assert epoch_rows(out) == epoch_rows(reference)

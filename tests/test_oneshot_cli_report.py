@@ -36,7 +36,9 @@ def records(strategy: str, space: str, epochs: int = 3) -> list[dict[str, object
             "valid_acc": 0.1 * epoch, "seconds": 1.5,
         }  # fmt: skip
         if strategy.startswith("darts"):
-            sections = {"cell": (6, 5)} if space == "nb201" else {"normal": (14, 8), "reduce": (14, 8)}
+            sections = (
+                {"cell": (6, 5)} if space == "nb201" else {"normal": (14, 8), "reduce": (14, 8)}
+            )
             record["alphas"] = {k: mixture(*shape, rng) for k, shape in sections.items()}
             record["derived"] = f"arch {min(epoch, 2)}"
         elif strategy == "enas":

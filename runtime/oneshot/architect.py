@@ -127,9 +127,7 @@ class Architect:
         self._virtual_step(x_train, y_train, xi)
         buffers = [b.detach().clone() for b in self.model.buffers()]
         val_loss = self._loss(x_val, y_val)
-        found = torch.autograd.grad(
-            val_loss, self.alphas + self.params, allow_unused=True
-        )
+        found = torch.autograd.grad(val_loss, self.alphas + self.params, allow_unused=True)
         with torch.no_grad():
             for b, kept in zip(self.model.buffers(), buffers, strict=True):
                 b.copy_(kept)  # the reference's pass at w' runs on a copy of the model
@@ -172,10 +170,5 @@ class Architect:
         return [(plus - minus) / (2 * eps) for plus, minus in zip(*sides, strict=True)]
 
 
-def _zeros_for_none(
-    grads: Sequence[Tensor | None], like: Sequence[Tensor]
-) -> list[Tensor]:
-    return [
-        torch.zeros_like(t) if g is None else g
-        for g, t in zip(grads, like, strict=True)
-    ]
+def _zeros_for_none(grads: Sequence[Tensor | None], like: Sequence[Tensor]) -> list[Tensor]:
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, like, strict=True)]

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from nasforge.codegen import load_source
+from nasforge.codegen.render import format_source
 from nasforge.codegen.supernet import generate_supernet, one_hot
 from nasforge.controller.oneshot import supernet_spec
 from nasforge.controller.space import Space
@@ -47,22 +48,12 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 # own source). DARTS' values: quark0/darts, cnn/train_search.py.
 COMMON_OPTIONS: dict[str, Option] = {
     "lr": Option(0.025, "DARTS cnn/train_search.py learning_rate", float, 0.0, 10.0),
-    "lr_min": Option(
-        0.001, "DARTS cnn/train_search.py learning_rate_min", float, 0.0, 10.0
-    ),
+    "lr_min": Option(0.001, "DARTS cnn/train_search.py learning_rate_min", float, 0.0, 10.0),
     "momentum": Option(0.9, "DARTS cnn/train_search.py momentum", float, 0.0, 1.0),
-    "nesterov": Option(
-        False, "DARTS cnn/train_search.py: torch.optim.SGD, no Nesterov", bool
-    ),
-    "weight_decay": Option(
-        3e-4, "DARTS cnn/train_search.py weight_decay", float, 0.0, 1.0
-    ),
-    "grad_clip": Option(
-        5.0, "DARTS cnn/train_search.py grad_clip", float, 1e-9, 1e9, True
-    ),
-    "arch_fraction": Option(
-        0.5, "DARTS cnn/train_search.py train_portion 0.5", float, 0.01, 0.99
-    ),
+    "nesterov": Option(False, "DARTS cnn/train_search.py: torch.optim.SGD, no Nesterov", bool),
+    "weight_decay": Option(3e-4, "DARTS cnn/train_search.py weight_decay", float, 0.0, 1.0),
+    "grad_clip": Option(5.0, "DARTS cnn/train_search.py grad_clip", float, 1e-9, 1e9, True),
+    "arch_fraction": Option(0.5, "DARTS cnn/train_search.py train_portion 0.5", float, 0.01, 0.99),
     # Caps for quick runs and tests, off by default: a full pass is one epoch.
     "max_steps": Option(
         None, "cap on weight steps per epoch (None: a full pass)", int, 1, None, True
@@ -93,17 +84,13 @@ class OneShotSearch:
     strategy: ClassVar[str]
     OPTIONS: ClassVar[dict[str, Option]] = {}
 
-    def __init__(
-        self, space: Space, data: ImageData, settings: OneShotSettings
-    ) -> None:
+    def __init__(self, space: Space, data: ImageData, settings: OneShotSettings) -> None:
         if settings.strategy not in self.strategies():
             raise ValueError(
                 f"{type(self).__name__} runs {self.strategies()}, not {settings.strategy}"
             )
         if not isinstance(data, ImageData):
-            raise ValueError(
-                f"one-shot search classifies images; {data.name} is not an image set"
-            )
+            raise ValueError(f"one-shot search classifies images; {data.name} is not an image set")
         self.space = space
         self.data = data
         self.settings = settings
@@ -113,9 +100,7 @@ class OneShotSearch:
         self.device = resolve_device(settings.device)
         self.depth = space.check_depth(None)  # a cnn space's full depth; None for cells
         self.spec = supernet_spec(space)
-        self.source = generate_supernet(
-            self.spec, black=False
-        )  # the same code, unformatted
+        self.source = generate_supernet(self.spec, black=False)  # the same code, unformatted
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             self.module = load_source(self.source)
@@ -137,6 +122,11 @@ class OneShotSearch:
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self._one_hots: OrderedDict[str, torch.Tensor | None] = OrderedDict()
+
+    def formatted_source(self) -> str:
+        """The supernet's source black-formatted, as generate_supernet(spec) writes it (the
+        engine loads the same code unformatted, which is faster to generate)."""
+        return format_source(self.source)
 
     @classmethod
     def strategies(cls) -> tuple[str, ...]:
@@ -224,26 +214,18 @@ class OneShotSearch:
 
     def _to_device(self, batch: Batch) -> Batch:
         x, y = batch
-        return x.to(self.device, non_blocking=True), y.to(
-            self.device, non_blocking=True
-        )
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def derive_generator(self) -> torch.Generator:
         """Fixed by the seed and the epochs done, so derive() is a function of the state."""
-        return torch.Generator().manual_seed(
-            self.settings.seed * 1_000_003 + self.epoch + 1
-        )
+        return torch.Generator().manual_seed(self.settings.seed * 1_000_003 + self.epoch + 1)
 
     # --- steps and measurements -----------------------------------------------------
 
-    def weight_step(
-        self, batch: Batch, weights: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def weight_step(self, batch: Batch, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step of the supernet's weights at architecture `weights`: (loss, correct)."""
         x, y = batch
-        if (
-            not self.supernet.training
-        ):  # train() walks every module: only when it changes
+        if not self.supernet.training:  # train() walks every module: only when it changes
             self.supernet.train()
         logits = self.supernet(x, weights.detach())
         loss = functional.cross_entropy(logits, y)
@@ -258,9 +240,7 @@ class OneShotSearch:
         if clip is not None:
             nn.utils.clip_grad_norm_(self.supernet.parameters(), clip)
 
-    def summary(
-        self, losses: list[torch.Tensor], correct: list[torch.Tensor], seen: int
-    ) -> dict:
+    def summary(self, losses: list[torch.Tensor], correct: list[torch.Tensor], seen: int) -> dict:
         """train_loss and train_acc of an epoch's weight steps (NaN: TrainingFailed)."""
         if not losses:
             raise TrainingFailed(
@@ -270,14 +250,10 @@ class OneShotSearch:
             )
         loss = float(torch.stack(losses).mean())
         if not math.isfinite(loss):
-            raise TrainingFailed(
-                "nan_loss", f"the supernet's training loss became {loss}"
-            )
+            raise TrainingFailed("nan_loss", f"the supernet's training loss became {loss}")
         return {"train_loss": loss, "train_acc": int(torch.stack(correct).sum()) / seen}
 
-    def accuracy(
-        self, weights: torch.Tensor, batches: Iterator[Batch] | list[Batch]
-    ) -> float:
+    def accuracy(self, weights: torch.Tensor, batches: Iterator[Batch] | list[Batch]) -> float:
         """Accuracy of the supernet at `weights` on `batches`, in eval mode (it stays in eval
         mode until the next weight step)."""
         if self.supernet.training:
@@ -315,14 +291,10 @@ class OneShotSearch:
     def uniform_child(self, generator: torch.Generator) -> str:
         """An architecture drawn uniformly from those of the space the supernet holds
         (uniform decisions, redrawn until the supernet holds them)."""
-        counts = torch.tensor(
-            [len(slot.choices) for slot in self.space.slots(self.depth)]
-        )
+        counts = torch.tensor([len(slot.choices) for slot in self.space.slots(self.depth)])
         for _ in range(MAX_DRAWS):
             decisions = (torch.rand(len(counts), generator=generator) * counts).long()
-            arch = self.space.to_arch(
-                torch.minimum(decisions, counts - 1).tolist(), self.depth
-            )
+            arch = self.space.to_arch(torch.minimum(decisions, counts - 1).tolist(), self.depth)
             text = to_text(arch, one_line=True)
             if self.child_weights(text, arch) is not None:
                 return text
@@ -330,9 +302,7 @@ class OneShotSearch:
             f"no architecture of {self.space.name!r} the supernet holds in {MAX_DRAWS} draws"
         )
 
-    def best_by_accuracy(
-        self, candidates: list[str], batches: list[Batch]
-    ) -> tuple[str, float]:
+    def best_by_accuracy(self, candidates: list[str], batches: list[Batch]) -> tuple[str, float]:
         """The candidate most accurate on `batches` through the shared weights (ties: the
         earlier), and its accuracy."""
         best, best_acc = candidates[0], -1.0
@@ -398,23 +368,17 @@ def reads_a_state_twice(arch: Arch) -> bool:
     return False
 
 
-def split_training(
-    train: Dataset, arch_fraction: float, seed: int
-) -> tuple[Dataset, Dataset]:
+def split_training(train: Dataset, arch_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """(weight part, architecture part) of the training data: a permutation fixed by the
     seed, the last `arch_fraction` of it for the architecture part."""
     n = len(train)  # type: ignore[arg-type]
     order = np.random.default_rng(seed).permutation(n)
     arch_size = max(1, min(n - 1, round(n * arch_fraction)))
-    weight_idx, arch_idx = np.sort(order[: n - arch_size]), np.sort(
-        order[n - arch_size :]
-    )
+    weight_idx, arch_idx = np.sort(order[: n - arch_size]), np.sort(order[n - arch_size :])
     if isinstance(train, TensorDataset):
         x, y = train.tensors
         return (
-            TensorDataset(
-                x[torch.from_numpy(weight_idx)], y[torch.from_numpy(weight_idx)]
-            ),
+            TensorDataset(x[torch.from_numpy(weight_idx)], y[torch.from_numpy(weight_idx)]),
             TensorDataset(x[torch.from_numpy(arch_idx)], y[torch.from_numpy(arch_idx)]),
         )
     return Subset(train, weight_idx.tolist()), Subset(train, arch_idx.tolist())

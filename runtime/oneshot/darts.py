@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import torch
 from nasforge.controller.oneshot import derive_darts, derive_nb201
+from nasforge.controller.space import Space
 
 from .architect import Architect, softmax_rows
 from .base import OneShotSearch
@@ -32,9 +33,7 @@ _RECORD_NAMES = {"normal": "normal", "reduction": "reduce", "cell": "cell"}
 class Darts(OneShotSearch):
     strategy: ClassVar[str] = "darts"
     OPTIONS: ClassVar[dict[str, Option]] = {
-        "arch_lr": Option(
-            3e-4, "DARTS cnn/train_search.py arch_learning_rate", float, 0.0, 10.0
-        ),
+        "arch_lr": Option(3e-4, "DARTS cnn/train_search.py arch_learning_rate", float, 0.0, 10.0),
         "arch_beta1": Option(
             0.5, "DARTS cnn/architect.py Adam betas (0.5, 0.999)", float, 0.0, 0.9999
         ),
@@ -64,12 +63,13 @@ class Darts(OneShotSearch):
     def strategies(cls) -> tuple[str, ...]:
         return ("darts", "darts1")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.spec.skeleton not in ("darts", "nb201"):
+    def __init__(self, space: Space, *args: Any, **kwargs: Any) -> None:
+        if space.family != "cells":  # before the supernet is built
             raise ValueError(
-                f"DARTS derives darts and nb201 cells, not {self.spec.skeleton}"
+                f"DARTS searches the cell spaces (darts, nb201), not the {space.family} "
+                f"space {space.name!r}"
             )
+        super().__init__(space, *args, **kwargs)
         ops = len(self.spec.ops)
         self.sections = self._sections()
         generator = torch.Generator().manual_seed(self.settings.seed + 2)
@@ -128,9 +128,7 @@ class Darts(OneShotSearch):
     def weights_table(self) -> dict[str, list[list[float]]]:
         """The mixture weights per section: rows = the section's edges, columns = OPS."""
         return {
-            _RECORD_NAMES.get(name, name): torch.softmax(alpha.detach(), dim=-1)
-            .cpu()
-            .tolist()
+            _RECORD_NAMES.get(name, name): torch.softmax(alpha.detach(), dim=-1).cpu().tolist()
             for (name, _), alpha in zip(self.sections, self.alphas, strict=True)
         }
 

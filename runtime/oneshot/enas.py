@@ -41,15 +41,11 @@ _MICRO = "scripts/cifar10_micro_search.sh"
 
 def _enas_options(cells: bool) -> dict[str, Option]:
     script = _MICRO if cells else _MACRO
-    controller = (
-        EnasControllerSettings.for_cells() if cells else EnasControllerSettings()
-    )
+    controller = EnasControllerSettings.for_cells() if cells else EnasControllerSettings()
     return {
         "lr": Option(0.05, f"ENAS {script} child_lr_max", float, 0.0, 10.0),
         "lr_min": Option(0.0005, f"ENAS {script} child_lr_min", float, 0.0, 10.0),
-        "nesterov": Option(
-            True, "ENAS src/utils.py MomentumOptimizer(use_nesterov=True)", bool
-        ),
+        "nesterov": Option(True, "ENAS src/utils.py MomentumOptimizer(use_nesterov=True)", bool),
         "weight_decay": Option(
             1e-4 if cells else 2.5e-4, f"ENAS {script} child_l2_reg", float, 0.0, 1.0
         ),
@@ -68,9 +64,7 @@ def _enas_options(cells: bool) -> dict[str, Option]:
             0.01,
             0.99,
         ),
-        "controller_lr": Option(
-            controller.lr, f"ENAS {script} controller_lr", float, 0.0, 1.0
-        ),
+        "controller_lr": Option(controller.lr, f"ENAS {script} controller_lr", float, 0.0, 1.0),
         "controller_hidden": Option(64, "ENAS main.py lstm_size=64", int, 1, 4096),
         "controller_layers": Option(1, "ENAS main.py lstm_num_layers=1", int, 1, 16),
         "tanh_constant": Option(
@@ -84,12 +78,8 @@ def _enas_options(cells: bool) -> dict[str, Option]:
         "entropy_weight": Option(
             1e-4, f"ENAS {script} controller_entropy_weight", float, 0.0, 10.0
         ),
-        "baseline_decay": Option(
-            0.99, "ENAS main.py controller_bl_dec", float, 0.0, 1.0
-        ),
-        "skip_target": Option(
-            0.4, f"ENAS {_MACRO} controller_skip_target", float, 0.01, 0.99
-        ),
+        "baseline_decay": Option(0.99, "ENAS main.py controller_bl_dec", float, 0.0, 1.0),
+        "skip_target": Option(0.4, f"ENAS {_MACRO} controller_skip_target", float, 0.01, 0.99),
         "skip_weight": Option(
             controller.skip_weight,
             f"ENAS {_MACRO} controller_skip_weight 0.8 (cnn; the micro search has none)",
@@ -118,9 +108,7 @@ def _enas_options(cells: bool) -> dict[str, Option]:
             1,
             1e6,
         ),
-        "derive_batches": Option(
-            1, "ENAS §3: a single validation minibatch", int, 1, 1e6
-        ),
+        "derive_batches": Option(1, "ENAS §3: a single validation minibatch", int, 1, 1e6),
     }
 
 
@@ -145,9 +133,7 @@ class Enas(OneShotSearch):
             skip_target=o["skip_target"],
             skip_weight=o["skip_weight"],
         )
-        self.controller = EnasController(
-            self.space, settings, seed=self.settings.seed + 1
-        )
+        self.controller = EnasController(self.space, settings, seed=self.settings.seed + 1)
         self._derived: tuple[int, tuple[str, float]] | None = None
 
     def clip_gradients(self) -> None:
@@ -199,9 +185,7 @@ class Enas(OneShotSearch):
         batches = self.arch_batches(self.order)
         found: dict[str, list[float]] = {}
         for _ in range(self.options["controller_steps"]):
-            decisions, texts = self.sample_children(
-                self.options["controller_aggregate"]
-            )
+            decisions, texts = self.sample_children(self.options["controller_aggregate"])
             accuracies = []
             for text in texts:
                 child = self.child_weights(text)
@@ -209,11 +193,7 @@ class Enas(OneShotSearch):
                 accuracies.append(self.accuracy(child, [next(batches)]))
             for key, value in self.controller.update(decisions, accuracies).items():
                 found.setdefault(key, []).append(value)
-        record = {
-            key: sum(values) / len(values)
-            for key, values in found.items()
-            if key != "loss"
-        }
+        record = {key: sum(values) / len(values) for key, values in found.items() if key != "loss"}
         if "baseline" in found:
             record["baseline"] = found["baseline"][-1]
         return record
@@ -237,9 +217,7 @@ class Enas(OneShotSearch):
         seeded by the seed and the epochs done, its own left untouched)."""
         if self._derived is None or self._derived[0] != self.epoch:
             generator = self.derive_generator()
-            batches = list(
-                islice(self.arch_batches(generator), self.options["derive_batches"])
-            )
+            batches = list(islice(self.arch_batches(generator), self.options["derive_batches"]))
             saved = self.controller.generator.get_state()
             self.controller.generator.set_state(generator.get_state())
             try:

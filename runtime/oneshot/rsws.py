@@ -73,12 +73,9 @@ class RandomWeightSharing(OneShotSearch):
         batches); a function of the search's state (cached per epoch)."""
         if self._derived is None or self._derived[0] != self.epoch:
             generator = self.derive_generator()
-            batches = list(
-                islice(self.arch_batches(generator), self.options["derive_batches"])
-            )
+            batches = list(islice(self.arch_batches(generator), self.options["derive_batches"]))
             candidates = [
-                self.uniform_child(generator)
-                for _ in range(self.options["derive_samples"])
+                self.uniform_child(generator) for _ in range(self.options["derive_samples"])
             ]
             self._derived = (self.epoch, self.best_by_accuracy(candidates, batches))
         return self._derived[1]

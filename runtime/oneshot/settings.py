@@ -19,9 +19,7 @@ class OneShotSettings:
     """What a one-shot search runs with (see make_oneshot)."""
 
     strategy: str  # one of ONESHOT_STRATEGIES
-    epochs: (
-        int  # search epochs: one pass over the weight part of the training data each
-    )
+    epochs: int  # search epochs: one pass over the weight part of the training data each
     batch: int  # paper: 64 (DARTS), 128 (ENAS's macro search)
     seed: int = 0
     device: str = "auto"  # resolved with runtime.devices.resolve_device
@@ -35,13 +33,9 @@ class OneShotSettings:
                 f"valid: {', '.join(ONESHOT_STRATEGIES)}"
             )
         if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(
-                f"epochs must be a whole number of at least 1, not {self.epochs!r}"
-            )
+            raise ValueError(f"epochs must be a whole number of at least 1, not {self.epochs!r}")
         if not isinstance(self.batch, int) or self.batch < 1:
-            raise ValueError(
-                f"batch must be a whole number of at least 1, not {self.batch!r}"
-            )
+            raise ValueError(f"batch must be a whole number of at least 1, not {self.batch!r}")
 
 
 @dataclass(frozen=True)
@@ -73,9 +67,7 @@ class Option:
         if (self.low is not None and value < self.low) or (
             self.high is not None and value > self.high
         ):
-            raise ValueError(
-                f"option {name} is {value!r}, outside {self.low}..{self.high}"
-            )
+            raise ValueError(f"option {name} is {value!r}, outside {self.low}..{self.high}")
         return value
 
 

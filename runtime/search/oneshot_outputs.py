@@ -67,7 +67,7 @@ def write_oneshot_outputs(
     model_path = out_dir / BEST_MODEL
     _write_text(model_path, generate(ir))
     supernet_state = {k: v.detach().cpu() for k, v in run.search.supernet.state_dict().items()}
-    _write_text(out_dir / SUPERNET_FILE, run.search.source)  # the very file that trained
+    _write_text(out_dir / SUPERNET_FILE, run.search.formatted_source())  # the code that trained
     _atomic(out_dir / SUPERNET_WEIGHTS, lambda path: torch.save(supernet_state, path))
     outputs = {
         BEST_ARCH: f"derived after {epochs} epoch(s) (canonical text)",
