@@ -298,7 +298,13 @@ def write_cli_inputs(folder: Path, data, n: int, filters: int) -> int:
         arrays["x" + key], arrays["y" + key] = pixels.clamp(0, 1).numpy(), y.numpy()
     numpy_path = folder / "mnist5k_study.npz"
     np.savez(numpy_path, **arrays)
-    print(numpy_path, space_file(folder, n, filters))
+    space_path = space_file(folder, n, filters)
+    # a multi-trial search takes the space's input as written (no with_data)
+    shape = ", ".join(str(size) for size in data.input_shape)
+    space_path.write_text(
+        space_path.read_text().replace("input = [3, 32, 32]", f"input = [{shape}]")
+    )
+    print(numpy_path, space_path)
     return 0
 
 
