@@ -24,6 +24,10 @@ study fits a loaded 2-core CPU; every setting is printed and stored in the JSON.
         [--methods darts1,darts,enas,rsws] [--random 6] [--n 1] [--filters 8]
         [--train-size 1500] [--search-epochs 3] [--retrain-epochs 3] [--threads 1]
         [--json PATH]
+    .venv/bin/python benchmarks/bench_oneshot_study.py --tables-from RUN.log [...]
+    .venv/bin/python benchmarks/bench_oneshot_study.py --write-cli-inputs DIR
+
+Results and the exact commands: benchmarks/README.md.
 """
 
 from __future__ import annotations
