@@ -259,6 +259,41 @@ def test_failed_trials_show_their_reason(with_failures: Path) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def limited(table: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A search under --max-params 400k: about half the nb201 cells are over it."""
+    out = tmp_path_factory.mktemp("limited") / "run"
+    result = run(*search_args(table, out, 24, "--strategy", "random", "--max-params", "400k"))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_over_budget_trials_are_counted_and_shown_apart(limited: Path) -> None:
+    rows = stored(limited)
+    over = [r for r in rows if r[2] == "over_budget"]
+    ran = [r for r in rows if r[2] in ("ok", "failed")]
+    assert over and ran, "the limit cuts the space"
+    with client(limited) as c:
+        search = api_state(c)["overview"]["search"]
+        main = c.get("/").text
+        script = c.get("/static/dashboard.js").text
+        style = c.get("/static/dashboard.css").text
+        page = c.get(f"/trial/{over[0][0]}").text
+        trained = c.get(f"/trial/{ran[0][0]}").text
+    # Never trained, so not among the evaluated: a count of their own.
+    assert search["over_budget"] == len(over)
+    assert search["evaluated"] == len(ran)
+    assert search["evaluated"] + search["over_budget"] + search["repeats"] == len(rows)
+    # A label, a filter, a colour for table rows and a series in the reward chart.
+    assert '<option value="over_budget">over budget (never trained)</option>' in main
+    assert "tr.over_budget td { color: var(--over-budget); }" in style
+    assert 'scatter("over budget (never trained)", colour.over_budget' in script
+    assert '<span class="badge over_budget">' in page
+    assert "never trained: its cost is over a limit" in page
+    assert "<strong>Over budget:</strong>" in page and "over the budget: " in page
+    assert "never trained" not in trained and "Over budget" not in trained
+
+
 def test_a_store_with_no_trials(tmp_path: Path) -> None:
     with TrialStore.create(tmp_path / "search.db", {"trials": 8, "strategy": "random"}):
         pass

@@ -21,7 +21,7 @@ from nasforge.grammar import parse
 from nasforge.runtime.search.budget import Budget, BudgetError, parse_count
 from nasforge.runtime.search.budget_gate import BudgetGate, cost_function, mnas_outcome
 from nasforge.runtime.search.config import ConfigError, SearchConfig
-from nasforge.runtime.search.evaluator import Outcome
+from nasforge.runtime.search.evaluator import FAILED_REWARD, Outcome
 from nasforge.runtime.search.executors import InProcessExecutor
 from nasforge.runtime.search.loop import run_search
 from nasforge.runtime.search.pareto import pareto_front
@@ -217,8 +217,9 @@ def test_over_budget_proposals_are_stored_never_trained_and_told_their_reward(
     assert all(t.parameters > LIMIT for t in over)
     assert {t.arch for t in over}.isdisjoint(evaluator.seen)
     for t in over:
-        overshoot = t.parameters / LIMIT - 1
-        assert t.reward == pytest.approx(-min(1.0, overshoot))
+        # The stated reward: a failed child's, the floor of every trained child's reward.
+        assert t.reward == 0.0 == FAILED_REWARD
+        assert t.metrics["overshoot"] == pytest.approx(t.parameters / LIMIT - 1)
         assert t.macs == cost(parse(t.arch)).macs
         assert "over the budget" in (t.error or "") and t.worker == "budget"
     # The strategy was told exactly the stored rewards, over-budget ones included.

@@ -24,6 +24,8 @@ def search_state(snapshot: Snapshot, now: float) -> dict[str, Any]:
     done = len(trials)
     failed = sum(1 for t in trials if t["status"] == "failed")
     repeats = sum(1 for t in trials if t["status"] == "repeat")
+    # Refused by the budget's gate before any evaluator saw them (runtime/search/budget.py).
+    over_budget = sum(1 for t in trials if t["status"] == "over_budget")
     interval = _trial_interval(trials)
     quiet = max(QUIET_SECONDS, QUIET_INTERVALS * interval) if interval else QUIET_SECONDS
     since_write = max(0.0, now - snapshot.last_write)
@@ -42,9 +44,10 @@ def search_state(snapshot: Snapshot, now: float) -> dict[str, Any]:
         "state": state,
         "asked": asked,
         "done": done,
-        "evaluated": done - repeats,
+        "evaluated": done - repeats - over_budget,
         "failed": failed,
         "repeats": repeats,
+        "over_budget": over_budget,
         "last_write": snapshot.last_write,
         "since_last_write": since_write,
         "elapsed": max(0.0, end - start) if start else None,

@@ -2,11 +2,12 @@
 
 - Limits (`--max-params`, `--max-macs`): a proposal whose exact cost (the cost model,
   codegen/cost.py) is over a limit is never trained. It is stored with status
-  `over_budget`, its cost, and the reward `over_budget_reward`: minus its overshoot,
-  the largest relative excess over a limit (cost / limit - 1), capped at 1. So every
-  over-budget proposal scores below every trained child (rewards >= 0), a far-over one
-  scores lower than a near one, and the policy is pushed back inside (docs/search.md,
-  "Budgets and objectives", says why this form and not MnasNet's).
+  `over_budget`, its cost, its overshoot (the largest relative excess over a limit,
+  cost / limit - 1) and the reward OVER_BUDGET_REWARD: 0, the reward of a child that
+  fails, the floor of every trained child's reward. So it is on the scale of the
+  trained children's rewards, whatever that scale is, and no better than the worst of
+  them (docs/search.md, "Budgets and objectives", says why this value and not a
+  penalty or MnasNet's form).
 - Objective (`--objective`): `accuracy` (the recipe's reward, unchanged) or `mnas`,
   MnasNet's soft constraint (Tan et al. 2019, eq. 2): reward = ACC x (cost / target)^w,
   with one target (`--target-params`, `--target-macs` or `--target-latency-ms`, measured
@@ -23,7 +24,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from .evaluator import FAILED_REWARD
+
 OBJECTIVES = ("accuracy", "mnas")
+# Told for a proposal over a limit: a child that fails gets it too, one that learns nothing
+# earns about as much (a penalty below it drags the policy's baseline under the rewards of
+# tiny children: benchmarks/README.md, bench_budget.py).
+OVER_BUDGET_REWARD = FAILED_REWARD
 MNAS_W = -0.07  # MnasNet's soft constraint (Tan et al. 2019, section 3)
 TARGETS = ("target_params", "target_macs", "target_latency_ms")
 COUNT_FORMS = "a positive whole count such as 20000, 20k, 2.5M, 300M or 1.2G"
@@ -180,11 +187,6 @@ class Budget:
         if cost <= 0:
             raise BudgetError(f"a cost of {cost} has no MnasNet reward (it must be > 0)")
         return accuracy * (cost / target[1]) ** self.w
-
-
-def over_budget_reward(overshoot: float) -> float:
-    """The reward of a proposal over a limit by `overshoot` (> 0): -min(1, overshoot)."""
-    return -min(1.0, overshoot)
 
 
 def _option(name: str) -> str:

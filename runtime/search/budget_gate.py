@@ -16,7 +16,7 @@ from typing import Any
 
 from nasforge.grammar.errors import NasforgeError
 
-from .budget import Budget, over_budget_reward
+from .budget import OVER_BUDGET_REWARD, Budget
 from .evaluator import FAILED_REWARD, Outcome
 from .executors import Executor, Job, JobResult
 from .report import validation
@@ -57,7 +57,7 @@ class BudgetGate(Executor):
         now = time.time()
         outcome = Outcome(
             status=OVER_BUDGET,
-            reward=over_budget_reward(overshoot),
+            reward=OVER_BUDGET_REWARD,
             metrics={"overshoot": overshoot},
             parameters=counted.params,
             macs=counted.macs,

@@ -238,7 +238,7 @@ def _over_text(report: Report) -> str:
 
 def _budget_lines(report: Report) -> list[str]:
     """The limits, the objective and how often the controller proposed over the limits."""
-    from .budget import Budget, count_text
+    from .budget import OVER_BUDGET_REWARD, Budget, count_text
 
     budget = Budget.from_stored(report.config.get("budget"))
     lines = []
@@ -248,7 +248,10 @@ def _budget_lines(report: Report) -> list[str]:
         if value is not None
     ]
     if limits:
-        line = f"- budget: {', '.join(limits)}; an over-budget proposal is told -min(1, overshoot)"
+        line = (
+            f"- budget: {', '.join(limits)}; an over-budget proposal is told "
+            f"{OVER_BUDGET_REWARD:g} (as a failed child)"
+        )
         shares = report.over_budget_shares()
         if shares is not None:
             line += (

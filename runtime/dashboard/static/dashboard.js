@@ -4,6 +4,7 @@
   const settings = JSON.parse(document.getElementById("settings").textContent);
   const MAX_ROWS = 500; // table rows drawn at once (filter or sort to see others)
   const colour = {ok: "#1f77b4", repeat: "#9a9a9a", failed: "#d62728", best: "#2ca02c",
+    over_budget: "#ff7f0e",
     front: "#d62728", quarters: ["#c6dbef", "#6baed6", "#2171b5", "#08306b"]};
   const model = {server: "", trials: [], steps: [], version: -1, overview: null,
     sort: {key: "id", dir: -1}, filter: "", status: ""};
@@ -67,7 +68,8 @@
     const byTrial = {x: {type: "linear", title: {display: true, text: "trial"}}};
     chart("chart-reward", {type: "scatter", data: {datasets: [
       scatter("evaluated", colour.ok, 2), scatter("repeat", colour.repeat, 2),
-      scatter("failed", colour.failed, 3), line("best so far", colour.best, true)]},
+      scatter("failed", colour.failed, 3), line("best so far", colour.best, true),
+      scatter("over budget (never trained)", colour.over_budget, 3)]},
       options: {scales: Object.assign({y: {title: {display: true, text: "reward"}}}, byTrial),
         onClick: openTrial()}});
     chart("chart-accuracy", {type: "scatter", data: {datasets: [
@@ -117,6 +119,8 @@
     reward[1].data = trials.filter((t) => t.status === "repeat").map((t) => point(t, t.reward));
     reward[2].data = trials.filter((t) => t.status === "failed").map((t) => point(t, t.reward));
     reward[3].data = runningBest(trials, (t) => t.reward);
+    reward[4].data = trials.filter((t) => t.status === "over_budget")
+      .map((t) => point(t, t.reward));
     charts["chart-reward"].update();
 
     const measured = trials.filter((t) => t.status === "ok" && t.accuracy !== null);
@@ -179,7 +183,8 @@
     document.getElementById("progress-bar").style.width = `${Math.min(100, (100 * s.done) / Math.max(1, s.asked))}%`;
     document.getElementById("progress-text").textContent =
       `${count(s.done)} of ${count(s.asked)} trials: ${count(s.evaluated)} evaluated, ` +
-      `${count(s.repeats)} repeats (not re-evaluated), ${count(s.failed)} failed`;
+      `${count(s.repeats)} repeats (not re-evaluated), ${count(s.failed)} failed` +
+      (s.over_budget ? `, ${count(s.over_budget)} over budget (never trained)` : "");
     facts(document.getElementById("facts"), [
       ["elapsed", duration(s.elapsed)],
       ["estimated rest", s.state === "running" ? duration(s.eta) : "–"],
@@ -201,6 +206,10 @@
   }
 
   // --- the table ------------------------------------------------------------------
+  function statusText(t) {
+    if (t.repeat_of) return `${t.status} of ${t.repeat_of}`;
+    return t.status === "over_budget" ? "over budget (never trained)" : t.status;
+  }
   function ranks() {
     const ok = model.trials.filter((t) => t.status === "ok")
       .sort((a, b) => b.reward - a.reward || a.id - b.id);
@@ -235,7 +244,7 @@
         el("td", fixed(t.reward, 6), "num"), el("td", fixed(t.accuracy, 4), "num"),
         el("td", count(t.parameters), "num"), el("td", count(t.macs), "num"),
         el("td", fixed(t.seconds, 1), "num"),
-        el("td", t.status + (t.repeat_of ? ` of ${t.repeat_of}` : "")),
+        el("td", statusText(t)),
         el("td", t.arch, "arch"));
       if (t.error) tr.title = t.error;
       return tr;
