@@ -100,6 +100,9 @@ def check_outputs(out: Path) -> str:
     assert summary["best"]["arch"] == to_text(ir, one_line=True)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["arch"] == to_text(ir) and 0.0 <= metrics["val_acc"] <= 1.0
+    # The model carries the data's preprocessing, as a trained folder's does.
+    assert metrics["class_names"] == [str(digit) for digit in range(10)]
+    assert summary["best"]["preprocessing"]["mean"] == metrics["mean"]
     for name in ("supernet.py", "supernet.pt", "report.md", "history.png"):
         assert (out / name).is_file(), name
     return text
@@ -111,12 +114,15 @@ def check_onnx(out: Path) -> None:
 
     summary = json.loads((out / "summary.json").read_text())
     assert "max abs diff" in summary["outputs"]["best_model.onnx"]
-    model = load_file(out / "best_model.py").build_model()
+    module = load_file(out / "best_model.py")
+    model = module.build_model()
     model.load_state_dict(torch.load(out / "best_weights.pt", weights_only=True))
-    x = torch.randn(3, 1, 8, 8)
+    pixels = torch.rand(3, 1, 8, 8)  # the ONNX graph takes raw pixels and normalises them
     session = onnxruntime.InferenceSession(str(out / "best_model.onnx"))
-    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    np.testing.assert_allclose(got, model.eval()(x).detach().numpy(), atol=1e-4, rtol=1e-4)
+    assert session.get_inputs()[0].name == "pixels"
+    (got,) = session.run(None, {"pixels": pixels.numpy()})
+    want = model.eval()(module.preprocess(pixels)).detach().numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -1,13 +1,16 @@
 """What a one-shot search leaves in its folder at its end, beside the store.
 
 - best.arch: the derived architecture (the engine's `derive()`), canonical text;
-- best_model.py: its generated file (nasforge.codegen.generate);
+- best_model.py: its generated file (nasforge.codegen.generate), with the data's MEAN,
+  STD, CLASS_NAMES and preprocess() as a trained folder's model.py has them;
 - best_weights.pt: that model's state_dict, trained with the runtime's recipe
   (runtime/train.py, `train_arch`) for --retrain-epochs from scratch, or with --inherit
   initialised from the supernet's weights (codegen.supernet.standalone_state_dict) and
   fine-tuned for --retrain-epochs (0: evaluated as inherited);
-- best_model.onnx: exported from those weights and checked against onnxruntime;
-- metrics.json: the final training's epochs, reward and parameters;
+- best_model.onnx: exported from those weights and checked against onnxruntime; its
+  graph takes raw pixels in [0, 1] and normalises them (the README's input contract);
+- metrics.json: the final training's epochs, reward and parameters, mean, std and
+  class names;
 - supernet.py and supernet.pt: the generated supernet and its trained weights, so the
   supernet can be rebuilt and used again (docs/oneshot.md);
 - summary.json: the outputs and the derived architecture (as for a multi-trial search,
@@ -25,7 +28,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .outputs import BEST_ARCH, BEST_MODEL, BEST_ONNX, BEST_WEIGHTS, SUMMARY_FILE, _export
+from .outputs import (
+    BEST_ARCH,
+    BEST_MODEL,
+    BEST_ONNX,
+    BEST_WEIGHTS,
+    SUMMARY_FILE,
+    _export,
+    _preprocessing,
+)
 
 METRICS_FILE = "metrics.json"
 SUPERNET_FILE = "supernet.py"
@@ -65,7 +76,8 @@ def write_oneshot_outputs(
     )
     _write_text(out_dir / BEST_ARCH, header + to_text(ir) + "\n")
     model_path = out_dir / BEST_MODEL
-    _write_text(model_path, generate(ir))
+    preprocessing = _preprocessing(run.data)  # the data's mean, std and class names
+    _write_text(model_path, generate(ir, preprocessing=preprocessing))
     supernet_state = {k: v.detach().cpu() for k, v in run.search.supernet.state_dict().items()}
     _write_text(out_dir / SUPERNET_FILE, run.search.formatted_source())  # the code that trained
     _atomic(out_dir / SUPERNET_WEIGHTS, lambda path: torch.save(supernet_state, path))
@@ -78,10 +90,11 @@ def write_oneshot_outputs(
     weights = out_dir / BEST_WEIGHTS
     _atomic(weights, lambda path: torch.save(final.pop("model").state_dict(), path))
     outputs[BEST_WEIGHTS] = final["how"]
-    metrics = {"arch": to_text(ir), **final, "onnx": None}
+    metrics = {"arch": to_text(ir), **final, **_preprocessing_record(preprocessing), "onnx": None}
     _write_json(out_dir / METRICS_FILE, metrics)
     if onnx:
-        outputs[BEST_ONNX] = _export(out_dir, ir, load_file(model_path), weights, {})
+        module = load_file(model_path)
+        outputs[BEST_ONNX] = _export(out_dir, ir, module, weights, {}, preprocessing)
         metrics["onnx"] = outputs[BEST_ONNX]
         _write_json(out_dir / METRICS_FILE, metrics)
     else:
@@ -96,8 +109,15 @@ def write_oneshot_outputs(
         "parameters": final["parameters"],
         "search_epochs": epochs,
     }
+    if preprocessing is not None:
+        best["preprocessing"] = preprocessing.as_record()
     _write_json(out_dir / SUMMARY_FILE, {"outputs": outputs, "best": best, "build_kwargs": {}})
     return outputs
+
+
+def _preprocessing_record(preprocessing: Any | None) -> dict[str, Any]:
+    """metrics.json's mean, std and class_names, as `nasforge train` writes them."""
+    return {} if preprocessing is None else preprocessing.as_record()
 
 
 def final_training(
