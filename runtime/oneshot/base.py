@@ -22,6 +22,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from itertools import islice
 from typing import Any, ClassVar
 
 import numpy as np
@@ -349,6 +350,40 @@ class OneShotSearch:
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         pass
+
+
+class SampledSearch(OneShotSearch):
+    """A search that derives by sampling (ENAS, rsws): derive_samples candidates, the best
+    by shared-weight accuracy on the same derive_batches scoring batches. The result is a
+    function of the state (seed and epochs done), cached per epoch."""
+
+    _derived: tuple[int, tuple[str, float]] | None = None
+
+    def derive_candidates(self, generator: torch.Generator) -> list[str]:
+        """derive_samples candidate strings, drawn with `generator`."""
+        raise NotImplementedError
+
+    def epoch_record(self) -> dict[str, Any]:
+        derived, score = self.scored_derivation()
+        child = self.child_weights(derived)
+        assert child is not None
+        return {
+            "valid_acc": self.accuracy(child, self.held_out_batches()),
+            "derived": canonical(derived),
+            "derived_score": score,
+        }
+
+    def derive(self) -> str:
+        return canonical(self.scored_derivation()[0])
+
+    def scored_derivation(self) -> tuple[str, float]:
+        """(the best candidate, its accuracy on the scoring batches)."""
+        if self._derived is None or self._derived[0] != self.epoch:
+            generator = self.derive_generator()
+            batches = list(islice(self.arch_batches(generator), self.options["derive_batches"]))
+            candidates = self.derive_candidates(generator)
+            self._derived = (self.epoch, self.best_by_accuracy(candidates, batches))
+        return self._derived[1]
 
 
 def canonical(text: str) -> str:

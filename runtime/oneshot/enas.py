@@ -23,7 +23,6 @@ macro, 30 x 10 micro).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import islice
 from typing import Any, ClassVar
 
 import torch
@@ -32,7 +31,7 @@ from nasforge.controller.space import Space
 from nasforge.grammar import to_text
 from torch import nn
 
-from .base import MAX_DRAWS, OneShotSearch, canonical
+from .base import MAX_DRAWS, SampledSearch, canonical
 from .settings import Option
 
 _MACRO = "scripts/cifar10_macro_search.sh"
@@ -112,7 +111,7 @@ def _enas_options(cells: bool) -> dict[str, Option]:
     }
 
 
-class Enas(OneShotSearch):
+class Enas(SampledSearch):
     strategy: ClassVar[str] = "enas"
 
     @classmethod
@@ -134,7 +133,6 @@ class Enas(OneShotSearch):
             skip_weight=o["skip_weight"],
         )
         self.controller = EnasController(self.space, settings, seed=self.settings.seed + 1)
-        self._derived: tuple[int, tuple[str, float]] | None = None
 
     def clip_gradients(self) -> None:
         clip = self.options["grad_clip"]
@@ -198,34 +196,16 @@ class Enas(OneShotSearch):
             record["baseline"] = found["baseline"][-1]
         return record
 
-    def epoch_record(self) -> dict[str, Any]:
-        derived, score = self.scored_derivation()
-        child = self.child_weights(derived)
-        assert child is not None
-        return {
-            "valid_acc": self.accuracy(child, self.held_out_batches()),
-            "derived": canonical(derived),
-            "derived_score": score,
-        }
-
-    def derive(self) -> str:
-        return canonical(self.scored_derivation()[0])
-
-    def scored_derivation(self) -> tuple[str, float]:
-        """The best of derive_samples children sampled from the controller, scored on the
-        same batches; a function of the state (the controller samples from a generator
-        seeded by the seed and the epochs done, its own left untouched)."""
-        if self._derived is None or self._derived[0] != self.epoch:
-            generator = self.derive_generator()
-            batches = list(islice(self.arch_batches(generator), self.options["derive_batches"]))
-            saved = self.controller.generator.get_state()
-            self.controller.generator.set_state(generator.get_state())
-            try:
-                _, candidates = self.sample_children(self.options["derive_samples"])
-            finally:
-                self.controller.generator.set_state(saved)
-            self._derived = (self.epoch, self.best_by_accuracy(candidates, batches))
-        return self._derived[1]
+    def derive_candidates(self, generator: torch.Generator) -> list[str]:
+        """Children sampled from the controller with `generator` (the controller's own
+        generator left untouched, so deriving does not change the search)."""
+        saved = self.controller.generator.get_state()
+        self.controller.generator.set_state(generator.get_state())
+        try:
+            _, candidates = self.sample_children(self.options["derive_samples"])
+        finally:
+            self.controller.generator.set_state(saved)
+        return candidates
 
     def extra_state(self) -> dict[str, Any]:
         return {"controller": self.controller.state_dict()}

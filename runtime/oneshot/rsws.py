@@ -11,16 +11,15 @@ accurate wins.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import islice
 from typing import Any, ClassVar
 
 import torch
 
-from .base import OneShotSearch, canonical
+from .base import SampledSearch
 from .settings import Option
 
 
-class RandomWeightSharing(OneShotSearch):
+class RandomWeightSharing(SampledSearch):
     strategy: ClassVar[str] = "rsws"
     OPTIONS: ClassVar[dict[str, Option]] = {
         "derive_samples": Option(
@@ -42,7 +41,6 @@ class RandomWeightSharing(OneShotSearch):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sampler = torch.Generator().manual_seed(self.settings.seed + 1)
-        self._derived: tuple[int, tuple[str, float]] | None = None
 
     def train_epoch(self) -> dict[str, Any]:
         losses, correct, seen = [], [], 0
@@ -55,30 +53,9 @@ class RandomWeightSharing(OneShotSearch):
             seen += len(batch[1])
         return self.summary(losses, correct, seen)
 
-    def epoch_record(self) -> dict[str, Any]:
-        derived, score = self.scored_derivation()
-        child = self.child_weights(derived)
-        assert child is not None
-        return {
-            "valid_acc": self.accuracy(child, self.held_out_batches()),
-            "derived": canonical(derived),
-            "derived_score": score,
-        }
-
-    def derive(self) -> str:
-        return canonical(self.scored_derivation()[0])
-
-    def scored_derivation(self) -> tuple[str, float]:
-        """(the best of derive_samples uniform children, its accuracy on the scoring
-        batches); a function of the search's state (cached per epoch)."""
-        if self._derived is None or self._derived[0] != self.epoch:
-            generator = self.derive_generator()
-            batches = list(islice(self.arch_batches(generator), self.options["derive_batches"]))
-            candidates = [
-                self.uniform_child(generator) for _ in range(self.options["derive_samples"])
-            ]
-            self._derived = (self.epoch, self.best_by_accuracy(candidates, batches))
-        return self._derived[1]
+    def derive_candidates(self, generator: torch.Generator) -> list[str]:
+        """Uniform children of the space that the supernet holds."""
+        return [self.uniform_child(generator) for _ in range(self.options["derive_samples"])]
 
     def extra_state(self) -> dict[str, Any]:
         return {"sampler": self.sampler.get_state()}
