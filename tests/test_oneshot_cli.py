@@ -28,7 +28,7 @@ from click.testing import Result
 from nasforge.codegen import load_file
 from nasforge.controller.space import load_space
 from nasforge.grammar import parse, to_text
-from nasforge.runtime.oneshot import ONESHOT_STRATEGIES, strategy_class
+from nasforge.runtime.oneshot import ONESHOT_STRATEGIES
 from search_doubles import poll_until
 
 HANG_POLLS = 30_000  # ends a wait only when something hangs (minutes); no claim on speed
@@ -43,18 +43,7 @@ STRATEGY_TINY = {
 }  # fmt: skip
 
 
-def available(strategy: str) -> bool:
-    try:
-        strategy_class(strategy)
-    except ValueError:
-        return False
-    return True
-
-
-STRATEGIES = [
-    pytest.param(s, marks=pytest.mark.skipif(not available(s), reason=f"{s} not built yet"))
-    for s in ONESHOT_STRATEGIES
-]
+STRATEGIES = list(ONESHOT_STRATEGIES)
 
 
 def oneshot(strategy: str, out: Path, *extra: object, epochs: int = 1) -> Result:
@@ -158,6 +147,24 @@ def test_the_derived_architecture_retrains_from_scratch(tmp_path: Path) -> None:
     assert metrics["inherit"] is False and [row["epoch"] for row in metrics["epochs"]] == [1]
     assert "final training, epoch 1/1" in result.stderr
     assert not (out / "best_model.onnx").exists()
+
+
+@pytest.mark.parametrize(("strategy", "space", "shape"), [
+    ("darts1", "darts", (1, 8, 8)),  # DARTS' own 8-cell search network
+    ("enas", "enas_macro", (1, 8, 8)),  # ENAS's macro space
+])  # fmt: skip
+def test_the_darts_and_macro_spaces_end_in_their_own_strings(
+    strategy: str, space: str, shape: tuple[int, ...], tmp_path: Path
+) -> None:
+    out = tmp_path / space
+    result = oneshot(strategy, out, "--space", space, "--inherit", "--retrain-epochs", "0",
+                     "--no-onnx")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ir = parse((out / "best.arch").read_text())
+    load_space(space).with_data(shape, 10).decisions_of(ir)  # one of the space's strings
+    model = load_file(out / "best_model.py").build_model()
+    model.load_state_dict(torch.load(out / "best_weights.pt", weights_only=True))
+    assert model.eval()(torch.randn(2, *shape)).shape == (2, 10)
 
 
 ERRORS = [
@@ -286,7 +293,7 @@ def test_ctrl_c_stores_the_ended_epoch_and_resume_ends_as_an_uninterrupted_run(
 @pytest.mark.slow
 def test_sigkill_and_resume_derive_what_an_uninterrupted_run_derives(tmp_path: Path) -> None:
     epochs, extra = 4, ("--inherit", "--retrain-epochs", "0", "--no-onnx")
-    strategy = "darts1" if available("darts1") else "rsws"
+    strategy = "darts1"
     reference = tmp_path / "reference"
     done = oneshot(strategy, reference, *extra, epochs=epochs)
     assert done.exit_code == 0, done.output
