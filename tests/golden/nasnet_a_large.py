@@ -100,7 +100,11 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
+        # A view, so that no padded copy of x is kept for the backward pass; an odd
+        # side gets a zero row or column, so that both convs give ceil(side / 2).
+        shifted = x[:, :, 1:, 1:]
+        if x.shape[-2] % 2 or x.shape[-1] % 2:
+            shifted = F.pad(shifted, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
