@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from itertools import islice
@@ -73,7 +74,7 @@ MAX_DRAWS = 10_000  # draws before giving up on a sample the supernet can hold
 _CACHE = 4096  # architectures whose one-hot weights are kept
 
 
-class OneShotSearch:
+class OneShotSearch(ABC):
     """The epoch loop, the supernet and its optimiser; strategies fill in the rest.
 
     Subclasses define `strategy`, `OPTIONS` (merged over COMMON_OPTIONS), and
@@ -163,14 +164,17 @@ class OneShotSearch:
         self.history.append(record)
         return record
 
+    @abstractmethod
     def train_epoch(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The epoch's steps: train_loss, train_acc and the strategy's own fields."""
 
+    @abstractmethod
     def epoch_record(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """What the record adds after the epoch (valid_acc, the derived string, ...)."""
 
+    @abstractmethod
     def derive(self) -> str:
-        raise NotImplementedError
+        """The architecture the search has found, a canonical string of the space."""
 
     # --- batches ------------------------------------------------------------------------
 
@@ -359,9 +363,9 @@ class SampledSearch(OneShotSearch):
 
     _derived: tuple[int, tuple[str, float]] | None = None
 
+    @abstractmethod
     def derive_candidates(self, generator: torch.Generator) -> list[str]:
         """derive_samples candidate strings, drawn with `generator`."""
-        raise NotImplementedError
 
     def epoch_record(self) -> dict[str, Any]:
         derived, score = self.scored_derivation()
