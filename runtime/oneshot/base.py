@@ -349,11 +349,13 @@ class OneShotSearch(ABC):
         set_global_rng_state(state["rng"])
         self.load_extra_state(state)
 
+    @abstractmethod
     def extra_state(self) -> dict[str, Any]:
-        return {}
+        """The strategy's own state (alphas, controller, sampler) for state_dict()."""
 
+    @abstractmethod
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        pass
+        """Restore what extra_state() returned."""
 
 
 class SampledSearch(OneShotSearch):
